@@ -1,1 +1,68 @@
-"""Compatibility fixes for the OpenMMLab stack on current PyTorch/NumPy (filled in by the stack work)."""
+"""Compatibility fixes for the OpenMMLab stack (mmengine 0.10.7, mmcv 2.1.0, mmdet 3.3.0, mmseg 1.2.2,
+mmpose 1.3.2) on current PyTorch and NumPy 2. Applied once when :mod:`transfer` is imported; nothing in
+site-packages is edited.
+
+Each fix is a small function named after what it repairs, idempotent, and listed in :data:`FIXES` so
+``python -m transfer.doctor`` can report which ones were applied.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+APPLIED: list[str] = []
+
+
+def mmengine_checkpoint_globals() -> list:
+    """The non-tensor types found in mmengine's own checkpoints (``message_hub`` keeps ``HistoryBuffer``s
+    of NumPy arrays, whose statistics methods are pickled as ``getattr(HistoryBuffer, 'mean')``)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    try:  # NumPy 2
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # NumPy 1
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtype_classes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    return [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar, getattr, *dtype_classes]
+
+
+def fix_mmengine_torch_load() -> bool:
+    """mmengine calls ``torch.load`` without ``weights_only``; since torch 2.6 that means weights-only
+    unpickling, which rejects mmengine's own checkpoints (resume and test break). We keep safe loading
+    and extend its allowlist by the few types above, only while mmengine's local checkpoint loader runs,
+    instead of turning safe loading off for the whole process."""
+    if tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6):
+        return False
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    local_loader: Callable = CheckpointLoader._schemes[""]
+    if getattr(local_loader, "_dar_transfer_fixed", False):
+        return True
+
+    @functools.wraps(local_loader)
+    def load_from_local(filename, map_location):
+        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+            return local_loader(filename, map_location)
+
+    load_from_local._dar_transfer_fixed = True
+    CheckpointLoader._schemes[""] = load_from_local
+    return True
+
+
+FIXES: dict[str, Callable[[], bool]] = {
+    "mmengine-torch-load-weights-only": fix_mmengine_torch_load,
+}
+
+
+def apply_all() -> list[str]:
+    """Apply every fix that is relevant here; return the names of those applied."""
+    for name, fix in FIXES.items():
+        if name not in APPLIED and fix():
+            APPLIED.append(name)
+    return list(APPLIED)
+
+
+apply_all()

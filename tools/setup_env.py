@@ -1,0 +1,268 @@
+"""Create or refresh the project's environment in ``.venv`` (idempotent; used by ``make`` targets).
+
+    python3 tools/setup_env.py [--force] [--venv DIR]
+
+Steps (each logged to ``.venv/setup-logs/<step>.log``; a failing step stops with its name and log):
+
+1. a virtual environment in the repo; it sees the base interpreter's packages when that already has a
+   working torch/torchvision, so a cluster's own CUDA build is reused instead of downloaded again;
+2. torch/torchvision: reused when importable and compatible, else ``torch==2.14.1 torchvision==0.29.1``;
+3. the plain dependencies listed in ``pyproject.toml`` plus the ``dev`` extra;
+4. mmcv 2.1.0 with compiled ops, built from the registry's source release against the installed torch
+   (no build isolation, setuptools < 81, ``-std=c++20`` for torch >= 2.12), CUDA ops when ``nvcc``, a
+   CUDA torch and a GPU (or ``FORCE_CUDA=1``) are present. The wheel is cached in
+   ``$DAR_TRANSFER_CACHE`` (default ``~/.cache/dar-transfer``) keyed by mmcv/torch/Python/CUDA versions,
+   so the 20+ minute compile happens once per machine;
+5. xtcocotools from source (the registry wheel is built for NumPy 1);
+6. mmdet, mmsegmentation, mmpose without their pins (mmpose's ``chumpy`` does not build any more);
+7. this project, editable.
+
+A stamp in the venv records the inputs (this script, pyproject.toml, Python); when it matches and the
+stack imports, the script only checks and exits in a few seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH_PIN = ("torch==2.14.1", "torchvision==0.29.1")
+MIN_TORCH = (2, 1)
+MMCV_VERSION = "2.1.0"
+TOOLBOXES = ("mmdet", "mmsegmentation", "mmpose")
+# Handled by dedicated steps, not by the plain `pip install` of step 3.
+SPECIAL = {"torch", "torchvision", "mmcv", "xtcocotools", *TOOLBOXES}
+CHECK_IMPORTS = "import torch, torchvision, timm, mmengine, mmcv.ops, mmdet, mmseg, mmpose, xtcocotools, pretrain, transfer"
+
+
+class StepError(RuntimeError):
+    pass
+
+
+def say(msg: str) -> None:
+    print(f"[setup {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Env:
+    """The venv being set up: where it is, how to run its interpreter, where its logs go."""
+
+    def __init__(self, venv: Path):
+        self.venv = venv
+        self.python = venv / "bin" / "python"
+        self.logs = venv / "setup-logs"
+
+    def run(self, step: str, args: list[str], env: dict | None = None, cwd: Path | None = None,
+            progress: re.Pattern | None = None) -> None:
+        """Run a command, output to the step's log; raise StepError naming the step and log on failure."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{step}.log"
+        with open(log, "w") as fh:
+            fh.write("$ " + " ".join(args) + "\n")
+            fh.flush()
+            proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+            stop = threading.Event()
+            if progress is not None:
+                threading.Thread(target=_report_progress, args=(log, progress, stop), daemon=True).start()
+            rc = proc.wait()
+            stop.set()
+        if rc != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            raise StepError(f"step '{step}' failed (exit {rc}): {tail[0][:200]} -- full log: {log}")
+
+    def query(self, code: str) -> str | None:
+        """Output of a snippet in the venv's python, or None when it fails."""
+        r = subprocess.run([str(self.python), "-c", code], capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    def pip(self, step: str, *args: str, env: dict | None = None) -> None:
+        self.run(step, [str(self.python), "-m", "pip", "install", "--disable-pip-version-check", *args], env=env)
+
+
+def _report_progress(log: Path, pattern: re.Pattern, stop: threading.Event) -> None:
+    """Every 30 s, print the newest progress marker (e.g. ninja's ``[12/77]``) and the elapsed time."""
+    start = time.time()
+    while not stop.wait(30):
+        found = pattern.findall(log.read_text(errors="replace"))
+        where = f"{found[-1]} compiled" if found else "preparing"
+        say(f"  ... still building: {where}, {int(time.time() - start)} s elapsed")
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def stamp_inputs(venv: Path) -> str:
+    h = hashlib.sha256()
+    for f in (ROOT / "pyproject.toml", Path(__file__).resolve()):
+        h.update(f.read_bytes())
+    h.update(sys.version.encode())
+    h.update(str(venv).encode())
+    return h.hexdigest()
+
+
+def requirement_name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def project_requirements() -> tuple[list[str], dict[str, str]]:
+    """(plain requirements, {name: requirement} of the specially handled ones) from pyproject.toml."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    plain, special = [], {}
+    for req in meta["dependencies"] + meta.get("optional-dependencies", {}).get("dev", []):
+        name = requirement_name(req)
+        (special.__setitem__(name, req) if name in SPECIAL else plain.append(req))
+    return plain, special
+
+
+def base_has_torch() -> bool:
+    """True when the base interpreter already imports a compatible torch + torchvision with working ops."""
+    code = ("import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5); "
+            "print(torch.__version__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return r.returncode == 0 and version_tuple(r.stdout.strip()) >= MIN_TORCH
+
+
+def step_venv(env: Env) -> None:
+    if env.python.exists():
+        return
+    shared = base_has_torch()
+    say(f"creating virtual environment {env.venv}" + (" (reusing the base interpreter's torch)" if shared else ""))
+    args = [sys.executable, "-m", "venv", str(env.venv)] + (["--system-site-packages"] if shared else [])
+    subprocess.run(args, check=True)
+
+
+def step_torch(env: Env) -> None:
+    code = ("import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5); "
+            "print(torch.__version__)")
+    found = env.query(code)
+    if found and version_tuple(found) >= MIN_TORCH:
+        say(f"torch {found} is importable and compatible: reusing it")
+        return
+    say(f"installing {' '.join(TORCH_PIN)} (several GB unless a local cache has it; ~1-2 min from cache)")
+    env.pip("torch", *TORCH_PIN)
+
+
+def mmcv_build_flavour(env: Env) -> tuple[str, bool]:
+    """Cache key and whether to compile CUDA ops (needs nvcc, a CUDA torch, and a GPU or FORCE_CUDA=1)."""
+    info = json.loads(env.query(
+        "import json, sys, torch; print(json.dumps({'torch': torch.__version__.split('+')[0], "
+        "'cuda': torch.version.cuda, 'gpu': torch.cuda.is_available(), "
+        "'py': f'{sys.version_info[0]}{sys.version_info[1]}'}))") or "{}")
+    nvcc = shutil.which("nvcc") or (Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "nvcc").exists()
+    with_cuda = bool(nvcc and info.get("cuda") and (info.get("gpu") or os.environ.get("FORCE_CUDA") == "1"))
+    tag = f"cu{info['cuda'].replace('.', '')}" if with_cuda else "cpu"
+    return f"mmcv-{MMCV_VERSION}_torch{info['torch']}_py{info['py']}_{tag}", with_cuda
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("DAR_TRANSFER_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dar-transfer"
+    return Path(base)
+
+
+def step_mmcv(env: Env) -> None:
+    if env.query(f"import mmcv, mmcv.ops; assert mmcv.__version__ == '{MMCV_VERSION}'") is not None:
+        say(f"mmcv {MMCV_VERSION} with compiled ops already installed")
+        return
+    key, with_cuda = mmcv_build_flavour(env)
+    cached = cache_dir() / "wheels" / key
+    wheels = sorted(cached.glob("mmcv-*.whl")) if cached.is_dir() else []
+    if not wheels:
+        _build_mmcv(env, cached, with_cuda)
+        wheels = sorted(cached.glob("mmcv-*.whl"))
+    else:
+        say(f"using cached mmcv wheel {wheels[-1]}")
+    env.pip("mmcv-install", "--no-deps", "--force-reinstall", str(wheels[-1]))
+
+
+def _build_mmcv(env: Env, cached: Path, with_cuda: bool) -> None:
+    torch_version = version_tuple(env.query("import torch; print(torch.__version__)") or "0")
+    cxx_std = "c++20" if torch_version >= (2, 12) else "c++17"
+    say(f"compiling mmcv {MMCV_VERSION} with {'CUDA' if with_cuda else 'CPU'} ops, -std={cxx_std} "
+        f"(one-time, 20+ minutes on 2 cores; cached afterwards in {cached})")
+    env.pip("mmcv-build-deps", "setuptools<81", "wheel", "ninja", "packaging")
+    with tempfile.TemporaryDirectory(prefix="mmcv-build-") as tmp:
+        tmp = Path(tmp)
+        env.run("mmcv-download", [str(env.python), "-m", "pip", "download", "--no-deps", "--no-binary", "mmcv",
+                                  "--no-build-isolation", "-d", str(tmp), f"mmcv=={MMCV_VERSION}"])
+        sdist = next(tmp.glob("mmcv-*.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            try:
+                tar.extractall(tmp, filter="data")
+            except TypeError:  # Python < 3.10.12 has no extraction filters
+                tar.extractall(tmp)
+        src = tmp / f"mmcv-{MMCV_VERSION}"
+        setup_py = src / "setup.py"
+        # torch >= 2.12 headers refuse C++17; mmcv 2.1.0 hard-codes -std=c++14/17 in its setup.py.
+        setup_py.write_text(re.sub(r"-std=c\+\+1[47]", f"-std={cxx_std}", setup_py.read_text()))
+        build_env = dict(os.environ, MMCV_WITH_OPS="1", MAX_JOBS=str(os.cpu_count() or 2))
+        if with_cuda:
+            build_env["FORCE_CUDA"] = "1"
+        out = tmp / "wheel"
+        env.run("mmcv-build", [str(env.python), "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps",
+                               "-w", str(out), str(src)], env=build_env, progress=re.compile(r"\[\d+/\d+\]"))
+        wheel = next(out.glob("mmcv-*.whl"))
+        cached.mkdir(parents=True, exist_ok=True)
+        partial = cached / (wheel.name + ".partial")
+        shutil.copy2(wheel, partial)
+        os.replace(partial, cached / wheel.name)  # atomic: a killed copy never looks like a cached wheel
+    say(f"mmcv wheel cached: {cached / wheel.name}")
+
+
+def step_xtcocotools(env: Env, requirement: str) -> None:
+    if env.query("from xtcocotools.cocoeval import COCOeval") is not None:
+        return
+    say("building xtcocotools from source (NumPy 2)")
+    env.pip("xtcocotools", "--no-binary", "xtcocotools", requirement)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=ROOT / ".venv")
+    parser.add_argument("--force", action="store_true", help="re-run every step even if the stamp matches")
+    args = parser.parse_args(argv)
+    if sys.version_info < (3, 10):
+        print("error: Python >= 3.10 is required", file=sys.stderr)
+        return 1
+    env = Env(args.venv.resolve())
+    stamp = env.venv / ".dar-transfer-stamp"
+    inputs = stamp_inputs(env.venv)
+    if (not args.force and stamp.exists() and stamp.read_text() == inputs
+            and env.query(CHECK_IMPORTS) is not None):
+        say(f"environment {env.venv} is up to date")
+        return 0
+    t0 = time.time()
+    try:
+        step_venv(env)
+        step_torch(env)
+        plain, special = project_requirements()
+        say(f"installing {len(plain)} plain dependencies from pyproject.toml")
+        env.pip("dependencies", *plain)
+        step_mmcv(env)
+        step_xtcocotools(env, special["xtcocotools"])
+        say("installing mmdet, mmsegmentation, mmpose (without their pins)")
+        env.pip("toolboxes", "--no-deps", *(special[name] for name in TOOLBOXES))
+        env.pip("project", "--no-deps", "-e", str(ROOT))
+        if env.query(CHECK_IMPORTS) is None:
+            raise StepError(f"step 'check' failed: the stack does not import ({CHECK_IMPORTS})")
+    except StepError as exc:
+        print(f"error: setup {exc}", file=sys.stderr)
+        return 1
+    stamp.write_text(inputs)
+    say(f"environment ready in {time.time() - t0:.0f} s: {env.venv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
