@@ -1,0 +1,32 @@
+# The two commands of the README, plus a few conveniences. Every target first makes sure the
+# environment in .venv exists and is current (tools/setup_env.py: seconds when it already is).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: env demo test test-fast doctor lint clean-env
+
+env:
+	@$(PYTHON) tools/setup_env.py
+
+## make demo: the main job (pre-train -> publish -> transfer -> comparison report) on the embedded data
+demo: env
+	@$(PY) -m transfer.doctor --brief
+	@$(PY) tools/pipeline.py configs/pipeline/demo.py $(ARGS)
+
+## make test: the whole test suite (CI runs exactly this)
+test: env
+	@$(PY) -m pytest $(ARGS)
+
+## make test-fast: skip the tests marked slow (full-size model builds, end-to-end runs)
+test-fast: env
+	@$(PY) -m pytest -m "not slow" $(ARGS)
+
+doctor: env
+	@$(PY) -m transfer.doctor
+
+lint: env
+	@$(VENV)/bin/ruff check .
+
+clean-env:
+	rm -rf $(VENV)
