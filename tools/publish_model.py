@@ -1,0 +1,43 @@
+"""Publish a pre-trained backbone for transfer (and for sharing).
+
+    python tools/publish_model.py work_dirs/r50_dar86 published/resnet50_dar86_in1k
+    -> published/resnet50_dar86_in1k-<sha256[:8]>.pth  + an entry in published/metafile.yml
+
+IN is a pre-training work dir, a checkpoint (``epoch_<n>.pth``), or ``backbone.pth``. Optimizer, scaler and
+selection state are dropped; the timm-named weights and the ``meta`` block (architecture, method and its
+parameters, relative cost, top-1/top-5, epochs, dataset, git revision, date) are kept. The file name ends in
+the first 8 hex digits of the file's sha256, like OpenMMLab's ``publish_model.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pretrain.publish import PublishError, publish
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("in_path", metavar="IN", help="pre-training work dir or checkpoint file")
+    p.add_argument("out", metavar="OUT", help="output path without hash (e.g. published/r50_dar86)")
+    p.add_argument("--index", help="model index to update (default: <OUT dir>/metafile.yml)")
+    p.add_argument("--name", help="model name in the index (default: OUT's file name)")
+    p.add_argument("--config", help="config to record in the index (default: the work dir's config.py)")
+    p.add_argument("--weights-url", help="base URL for the index's Weights field (default: relative path)")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        final = publish(args.in_path, args.out, index=args.index, name=args.name, config=args.config,
+                        weights_url=args.weights_url)
+    except PublishError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"published {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

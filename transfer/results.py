@@ -1,0 +1,353 @@
+"""Read pre-training and transfer work dirs and build the papers' comparison tables (DaR paper Tables 4-7).
+
+One row per pre-training method per backbone (mean over seeds, ± std in Markdown when there are several),
+each followed by a Δ row against the uniform (100%) baseline of the same backbone and downstream config:
+Δ = row − baseline, so positive is better for AP/mIoU/accuracy and negative is better for error rates.
+Runs are grouped by (backbone, method, relative cost in samples) read from the run summary (pre-training)
+or the backbone meta that transfer records in ``metrics.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TASKS = ("det", "ins", "pose", "seg")
+# Paper column name per task when a table holds one config per task.
+TASK_METHOD = {"det": "FPN", "ins": "Mask R-CNN", "pose": "SimpleBaseline", "seg": "PSPNet"}
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    key: str  # metric name in metrics.json (without the "coco/" prefix) or a summary field
+    scale: float = 1.0  # COCO metrics are fractions; the papers print percent
+
+
+_BOX = [Column(f"AP^bb{s}", f"bbox_mAP{k}", 100) for s, k in
+        (("", ""), ("_50", "_50"), ("_75", "_75"), ("_S", "_s"), ("_M", "_m"), ("_L", "_l"))]
+_MASK = [Column(c.header.replace("^bb", "^m"), c.key.replace("bbox", "segm"), 100) for c in _BOX]
+_POSE = [Column(f"{m}^kp{s}", f"{m}{k}", 100) for m in ("AP", "AR") for s, k in
+         (("", ""), ("_50", " .5"), ("_75", " .75"), ("_M", " (M)"), ("_L", " (L)"))]
+# Table family -> (tasks it holds, metric columns).
+TRANSFER_TABLES: dict[str, tuple[tuple[str, ...], list[Column]]] = {
+    "det": (("det", "ins"), _BOX + _MASK),
+    "pose": (("pose",), _POSE),
+    "seg": (("seg",), [Column("mIoU", "mIoU")]),
+}
+CLS_COLUMNS = [Column("top-1 err", "top1_err"), Column("top-5 err", "top5_err")]
+
+
+@dataclass(frozen=True, order=True)
+class GroupKey:
+    """What makes runs comparable repeats of one another (seeds differ, nothing else)."""
+    arch: str
+    method: str
+    cost: float  # relative cost in samples, rounded to 0.1%
+
+    @property
+    def is_uniform(self) -> bool:
+        return self.method == "uniform"
+
+
+def group_key(meta: dict[str, Any]) -> GroupKey:
+    cost = meta.get("relative_cost_samples")
+    return GroupKey(str(meta.get("arch")), str(meta.get("method")), round(float(cost), 3) if cost is not None else 1.0)
+
+
+@dataclass
+class PretrainRun:
+    work_dir: Path
+    summary: dict[str, Any]
+    epochs: list[dict[str, Any]]
+
+    @property
+    def key(self) -> GroupKey:
+        return group_key(self.summary)
+
+    @property
+    def selection_files(self) -> list[Path]:
+        return sorted((self.work_dir / "selection").glob("epoch_*.npz"))
+
+    def value(self, key: str) -> float | None:
+        if key.endswith("_err"):
+            acc = self.summary.get(key[:-4])
+            return None if acc is None else 100.0 - float(acc)
+        v = self.summary.get(key)
+        return None if v is None else float(v)
+
+
+@dataclass
+class TransferRun:
+    work_dir: Path
+    task: str
+    config: str
+    metrics: dict[str, float]
+    backbone_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> GroupKey:
+        return group_key(self.backbone_meta)
+
+    @property
+    def config_name(self) -> str:
+        return Path(self.config).stem if self.config else self.task
+
+    def value(self, key: str) -> float | None:
+        """A metric by name, with or without the toolbox prefix ("coco/bbox_mAP" or "bbox_mAP")."""
+        for name, v in self.metrics.items():
+            if name == key or name.split("/", 1)[-1] == key:
+                return None if v is None or float(v) < 0 else float(v)  # COCO writes -1 for "no such objects"
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_pretrain_run(work_dir: str | Path) -> PretrainRun | None:
+    """A finished pre-training work dir (``log.jsonl`` with a summary record), else None."""
+    work_dir = Path(work_dir)
+    log = work_dir / "log.jsonl"
+    if not log.is_file():
+        return None
+    recs = read_jsonl(log)
+    summaries = [r for r in recs if r.get("type") == "summary"]
+    if not summaries:
+        return None
+    return PretrainRun(work_dir, summaries[-1], [r for r in recs if r.get("type") == "epoch"])
+
+
+def load_transfer_run(work_dir: str | Path) -> TransferRun | None:
+    """A tested transfer work dir (``metrics.json``), else None."""
+    path = Path(work_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text())
+    return TransferRun(Path(work_dir), d["task"], d.get("config") or "", d.get("metrics") or {},
+                       d.get("backbone_meta") or {})
+
+
+def discover(paths: list[str | Path]) -> tuple[list[PretrainRun], list[TransferRun]]:
+    """Find pre-training and transfer work dirs at or below each path."""
+    pre: list[PretrainRun] = []
+    tra: list[TransferRun] = []
+    for root in paths:
+        for dirpath, dirnames, _ in os.walk(root):
+            run = load_transfer_run(dirpath)
+            if run is not None:
+                tra.append(run)
+                dirnames.clear()
+                continue
+            prun = load_pretrain_run(dirpath)
+            if prun is not None:
+                pre.append(prun)
+                dirnames.clear()
+            dirnames.sort()
+    return pre, tra
+
+
+# ---- aggregation and tables -------------------------------------------------------------------------
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return None, None
+    m = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return m, None
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+@dataclass
+class Row:
+    labels: dict[str, str]  # leading text columns
+    values: dict[str, float | None]  # metric header -> mean (for Δ rows: difference)
+    stds: dict[str, float | None] = field(default_factory=dict)
+    cost: float | None = None  # relative cost in samples (Δ rows: difference)
+    cost_flops: float | None = None
+    runs: int = 0
+    delta: bool = False
+
+
+@dataclass
+class Table:
+    title: str
+    label_headers: list[str]
+    columns: list[Column]
+    rows: list[Row]
+    note: str = ""
+
+
+def _group(runs: list[Any]) -> dict[GroupKey, list[Any]]:
+    out: dict[GroupKey, list[Any]] = {}
+    for r in runs:
+        out.setdefault(r.key, []).append(r)
+    return out
+
+
+def _order(keys: list[GroupKey]) -> list[GroupKey]:
+    """Per backbone: the uniform baseline (highest-cost uniform) first, then by cost descending."""
+    def rank(k: GroupKey) -> tuple[Any, ...]:
+        return (k.arch, not k.is_uniform, -k.cost, k.method)
+    return sorted(keys, key=rank)
+
+
+def baseline_of(keys: list[GroupKey], arch: str) -> GroupKey | None:
+    uni = [k for k in keys if k.arch == arch and k.is_uniform]
+    return max(uni, key=lambda k: k.cost) if uni else None
+
+
+def _rows_for(groups: dict[GroupKey, list[Any]], columns: list[Column], labels_of) -> list[Row]:
+    """Mean rows per group, each non-baseline group followed by its Δ row against the baseline."""
+    rows: dict[GroupKey, Row] = {}
+    for k, runs in groups.items():
+        stats = {c.header: mean_std([_scaled(r, c) for r in runs]) for c in columns}
+        metas = [r.summary if isinstance(r, PretrainRun) else r.backbone_meta for r in runs]
+        rows[k] = Row(labels_of(k), {h: s[0] for h, s in stats.items()}, {h: s[1] for h, s in stats.items()},
+                      cost=k.cost, cost_flops=mean_std([_f(m.get("relative_cost_flops")) for m in metas])[0],
+                      runs=len(runs))
+    out: list[Row] = []
+    keys = _order(list(groups))
+    for k in keys:
+        out.append(rows[k])
+        base = baseline_of(keys, k.arch)
+        if base is None or base == k:
+            continue
+        b, r = rows[base], rows[k]
+        out.append(Row({**r.labels, "Pre-training": f"Δ {k.method}"}, {h: _sub(r.values[h], b.values[h]) for h in r.values},
+                       cost=_sub(r.cost, b.cost), cost_flops=_sub(r.cost_flops, b.cost_flops), delta=True))
+    return out
+
+
+def _f(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _scaled(run: Any, col: Column) -> float | None:
+    v = run.value(col.key)
+    return None if v is None else v * col.scale
+
+
+def classification_table(runs: list[PretrainRun]) -> Table:
+    """DaR paper Table 4 shape: single-crop top-1/top-5 error and pre-training cost per method."""
+    groups = _group(runs)
+    rows = _rows_for(groups, CLS_COLUMNS, lambda k: {"Pre-training": k.method, "Backbone": k.arch})
+    dataset = next((r.summary.get("dataset") for r in runs if r.summary.get("dataset")), None)
+    return Table(f"Classification{f' ({dataset})' if dataset else ''}: single-crop error (%)",
+                 ["Pre-training", "Backbone"], CLS_COLUMNS, rows,
+                 "Δ = method − uniform of the same backbone (negative error is better).")
+
+
+def transfer_table(family: str, runs: list[TransferRun]) -> Table | None:
+    """DaR paper Tables 5 (det/ins), 6 (pose) and 7 (seg) shape; None when no run is of that family."""
+    tasks, columns = TRANSFER_TABLES[family]
+    runs = [r for r in runs if r.task in tasks]
+    if not runs:
+        return None
+    per_task_configs: dict[str, set[str]] = {}
+    for r in runs:
+        per_task_configs.setdefault(r.task, set()).add(r.config_name)
+    rows: list[Row] = []
+    # Order by (task, config) so FPN rows come before Mask R-CNN rows, as in Table 5.
+    for task, cfg in sorted({(r.task, r.config_name) for r in runs}, key=lambda t: (tasks.index(t[0]), t[1])):
+        name = TASK_METHOD[task] if len(per_task_configs[task]) == 1 else cfg
+        sub = [r for r in runs if (r.task, r.config_name) == (task, cfg)]
+        rows += _rows_for(_group(sub), columns,
+                          lambda k, n=name: {"Method": n, "Pre-training": k.method, "Backbone": k.arch})
+    columns = [c for c in columns if any(row.values.get(c.header) is not None for row in rows)]
+    titles = {"det": "COCO-style detection and instance segmentation (%)", "pose": "COCO-style keypoints (%)",
+              "seg": "Cityscapes-style scene parsing (%)"}
+    return Table(titles[family], ["Method", "Pre-training", "Backbone"], columns, rows,
+                 "Δ = method − uniform of the same backbone and downstream config (positive is better).")
+
+
+def collect(pre: list[PretrainRun], tra: list[TransferRun]) -> dict[str, Table]:
+    """All tables that have data, keyed 'cls', 'det', 'pose', 'seg'."""
+    tables: dict[str, Table] = {}
+    if pre:
+        tables["cls"] = classification_table(pre)
+    for fam in TRANSFER_TABLES:
+        t = transfer_table(fam, tra)
+        if t is not None:
+            tables[fam] = t
+    return tables
+
+
+# ---- rendering ---------------------------------------------------------------------------------------
+
+
+def _fmt(v: float | None, std: float | None = None, signed: bool = False) -> str:
+    if v is None:
+        return "-"
+    s = f"{v:+.2f}" if signed else f"{v:.2f}"
+    return s + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _fmt_cost(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v * 100:+.0f}%" if signed else f"{v * 100:.0f}%"
+
+
+def _cells(t: Table, row: Row) -> list[str]:
+    return ([row.labels[h] for h in t.label_headers]
+            + [_fmt_cost(row.cost, row.delta), _fmt_cost(row.cost_flops, row.delta), "" if row.delta else str(row.runs)]
+            + [_fmt(row.values.get(c.header), None if row.delta else row.stds.get(c.header), row.delta)
+               for c in t.columns])
+
+
+def headers(t: Table) -> list[str]:
+    return t.label_headers + ["Cost (samples)", "Cost (FLOPs)", "Runs"] + [c.header for c in t.columns]
+
+
+def to_markdown(t: Table) -> str:
+    hs = headers(t)
+    lines = [f"**{t.title}**", "", "| " + " | ".join(hs) + " |", "|" + "|".join("---" for _ in hs) + "|"]
+    for row in t.rows:
+        cells = _cells(t, row)
+        if row.delta:
+            cells = [f"*{c}*" if c and c != "-" else c for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    if t.note:
+        lines += ["", t.note]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(t: Table) -> str:
+    """Numbers unformatted (means, or differences on Δ rows); costs as fractions."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["Row"] + headers(t))
+    for row in t.rows:
+        w.writerow(["delta" if row.delta else "mean"] + [row.labels[h] for h in t.label_headers]
+                   + [_csv(row.cost), _csv(row.cost_flops), "" if row.delta else row.runs]
+                   + [_csv(row.values.get(c.header)) for c in t.columns])
+    return buf.getvalue()
+
+
+def _csv(v: float | None) -> str:
+    return "" if v is None else f"{v:.6g}"
+
+
+def write_tables(tables: dict[str, Table], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``<name>.md`` and ``<name>.csv`` per table; return the Markdown paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, t in tables.items():
+        (out_dir / f"{name}.csv").write_text(to_csv(t))
+        md = out_dir / f"{name}.md"
+        md.write_text(to_markdown(t))
+        written[name] = md
+    return written
