@@ -93,7 +93,7 @@ def accuracy_vs_cost(pre: list[PretrainRun], tra: list[TransferRun], path: Path)
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.3 * nrow), squeeze=False)
-    for ax, (title, pts) in zip(axes.flat, panels):
+    for ax, (title, pts) in zip(axes.flat, panels, strict=False):
         for k, (m, s) in sorted(pts.items()):
             ax.errorbar(k.cost * 100, m, yerr=s, fmt="o", color=colors[k], capsize=3, label=_label(k))
         ax.set(title=title, xlabel="pre-training cost (% of uniform samples)")
@@ -124,7 +124,7 @@ def dar_losses(run: PretrainRun, path: Path) -> Path | None:
     ncol = min(3, len(files))
     nrow = -(-len(files) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3 * nrow), squeeze=False)
-    for ax, f in zip(axes.flat, files):
+    for ax, f in zip(axes.flat, files, strict=False):
         kept, dropped = loss_split(f)
         both = np.concatenate([kept, dropped])
         bins = np.linspace(both.min(), both.max(), 30) if both.size and both.max() > both.min() else 10
