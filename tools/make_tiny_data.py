@@ -1,0 +1,85 @@
+"""Write the tiny COCO (instances + keypoints) and Cityscapes datasets that the `tiny` configs read.
+
+    python tools/make_tiny_data.py data/tiny [--seed 0] [--num-train 24] [--num-val 8] [--size 256]
+
+The folder is built next to OUT_DIR under a temporary name and renamed into place only when complete, so
+an interrupted run never leaves a half dataset that looks finished. See docs/tiny_data.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from transfer.tiny_data import generate
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
+    parser.add_argument("out_dir", type=Path, help="folder to create (holds coco/ and cityscapes/)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    parser.add_argument("--num-train", type=int, default=24, help="train images per dataset")
+    parser.add_argument("--num-val", type=int, default=8, help="val images per dataset")
+    parser.add_argument("--size", type=int, default=256,
+                        help="long image side in pixels (COCO images are 4:3, Cityscapes SIZE x SIZE/2)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an OUT_DIR written earlier by this tool")
+    return parser
+
+
+def made_by_us(path: Path) -> bool:
+    """True when ``path`` holds a meta.json written by this tool."""
+    try:
+        return json.loads((path / "meta.json").read_text()).get("generator") == "tools/make_tiny_data.py"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """One line saying what is wrong with the arguments, or None."""
+    out: Path = args.out_dir
+    if args.num_train < 1 or args.num_val < 1:
+        return f"--num-train and --num-val must be >= 1 (got {args.num_train}, {args.num_val})"
+    if not 64 <= args.size <= 2048:
+        return f"--size must be between 64 and 2048 pixels (got {args.size})"
+    if out.exists() and not out.is_dir():
+        return f"{out} exists and is not a folder"
+    if out.is_dir() and any(out.iterdir()):
+        if not args.overwrite:
+            return f"{out} exists and is not empty (pass --overwrite to replace it)"
+        if not made_by_us(out):
+            return f"refusing to overwrite {out}: it has no meta.json from make_tiny_data.py"
+    return None
+
+
+def main(args: argparse.Namespace) -> int:
+    problem = check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    out: Path = args.out_dir.resolve()
+    tmp = out.parent / f".{out.name}.tmp-make_tiny_data"
+    shutil.rmtree(tmp, ignore_errors=True)  # leftover of an interrupted run
+    start = time.perf_counter()
+    print(f"writing tiny datasets to {out} (seed {args.seed}, {args.num_train} train / {args.num_val} val "
+          f"images per set, size {args.size})")
+    generate(tmp, seed=args.seed, num_train=args.num_train, num_val=args.num_val, size=args.size,
+             log=lambda msg: print(f"  {msg}", flush=True))
+    if out.exists():
+        old = out.parent / f".{out.name}.old-make_tiny_data"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+    print(f"done in {time.perf_counter() - start:.1f} s: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
