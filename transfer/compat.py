@@ -52,8 +52,30 @@ def fix_mmengine_torch_load() -> bool:
     return True
 
 
+def fix_xtcocotools_numpy2() -> bool:
+    """xtcocotools' compiled ``_mask`` refers to ``np.NPY_OWNDATA`` at Python level, which NumPy 2
+    removed: ``iou``/``decode``/``area``/``toBbox`` raise, so bbox/segm evaluation with its COCOeval
+    fails (keypoint OKS does not use them). pycocotools' ``mask`` has the same API and RLE format, and
+    works on NumPy 2: route the broken functions there."""
+    try:
+        from xtcocotools import mask as xt_mask
+    except ImportError:
+        return False
+    try:
+        xt_mask.area(xt_mask.encode(np.ones((1, 1, 1), dtype=np.uint8, order="F")))
+        return False  # this build works as it is
+    except AttributeError:
+        pass
+    from pycocotools import mask as coco_mask
+
+    for name in ("iou", "merge", "decode", "area", "toBbox", "encode", "frPyObjects"):
+        setattr(xt_mask, name, getattr(coco_mask, name))
+    return True
+
+
 FIXES: dict[str, Callable[[], bool]] = {
     "mmengine-torch-load-weights-only": fix_mmengine_torch_load,
+    "xtcocotools-mask-numpy2": fix_xtcocotools_numpy2,
 }
 
 

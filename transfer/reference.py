@@ -1,0 +1,70 @@
+"""The four upstream reference models our transfer configs follow, read from the installed toolboxes' own
+configs. Used by ``python -m transfer.doctor`` and the stack tests to prove the stack builds and runs them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# task -> (scope, config path inside the installed toolbox, what it is)
+REFERENCE_CONFIGS: dict[str, tuple[str, str, str]] = {
+    "det": ("mmdet", "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", "Faster R-CNN R50-FPN 1x COCO"),
+    "ins": ("mmdet", "mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py", "Mask R-CNN R50-FPN 1x COCO"),
+    "pose": ("mmpose", "body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py",
+             "SimpleBaseline ResNet-50 256x192 COCO keypoints"),
+    "seg": ("mmseg", "pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-769x769.py", "PSPNet R50-D8 769x769 Cityscapes"),
+}
+
+
+def sync_bn_to_bn(node: Any) -> Any:
+    """Replace every ``SyncBN`` norm config by ``BN`` (SyncBN needs a process group and a GPU)."""
+    if isinstance(node, dict):
+        if node.get("type") == "SyncBN":
+            node["type"] = "BN"
+        for value in node.values():
+            sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            sync_bn_to_bn(value)
+    return node
+
+
+def load_reference_config(task: str):
+    """The installed toolbox's own config for ``task``, made CPU-buildable (BN for SyncBN) and kept free
+    of pretrained downloads (weights are only fetched by ``init_weights``, which we never call here)."""
+    from mmengine.config import Config
+
+    scope, path, _ = REFERENCE_CONFIGS[task]
+    cfg = Config.fromfile(f"{scope}::{path}")
+    sync_bn_to_bn(cfg.model)
+    return cfg
+
+
+def build_reference_model(task: str):
+    """Build the reference model of ``task`` (random weights) in its toolbox's registry scope."""
+    from mmengine.registry import DefaultScope, init_default_scope
+
+    import transfer  # noqa: F401  (compat fixes)
+
+    cfg = load_reference_config(task)
+    scope = REFERENCE_CONFIGS[task][0]
+    registry = {
+        "mmdet": "mmdet.registry",
+        "mmseg": "mmseg.registry",
+        "mmpose": "mmpose.registry",
+    }[scope]
+    _register_all(scope)
+    init_default_scope(scope)
+    models = __import__(registry, fromlist=["MODELS"]).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = models.build(cfg.model)
+    return model.eval(), cfg
+
+
+def _register_all(scope: str) -> None:
+    if scope == "mmdet":
+        from mmdet.utils import register_all_modules
+    elif scope == "mmseg":
+        from mmseg.utils import register_all_modules
+    else:
+        from mmpose.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
