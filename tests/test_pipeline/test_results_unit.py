@@ -1,0 +1,92 @@
+"""Table building as pure functions: grouping, seed means, Δ against the uniform baseline, rendering."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from transfer.results import (
+    PretrainRun,
+    TransferRun,
+    classification_table,
+    collect,
+    group_key,
+    mean_std,
+    to_csv,
+    to_markdown,
+    transfer_table,
+)
+
+
+def pre(method: str, cost: float, top1: float, arch: str = "resnet18", seed: int = 0) -> PretrainRun:
+    return PretrainRun(Path(f"{arch}_{method}_{seed}"), {"type": "summary", "method": method, "arch": arch,
+                       "relative_cost_samples": cost, "relative_cost_flops": cost, "top1": top1,
+                       "top5": min(100.0, top1 + 7)}, [])
+
+
+def tra(task: str, method: str, cost: float, metrics: dict, arch: str = "resnet18") -> TransferRun:
+    return TransferRun(Path(f"{task}_{method}"), task, f"configs/transfer/{task}_tiny.py", metrics,
+                       {"arch": arch, "method": method, "relative_cost_samples": cost})
+
+
+def test_mean_std_uses_sample_std_and_skips_missing():
+    assert mean_std([1.0, 3.0, None]) == (2.0, pytest.approx(2 ** 0.5))
+    assert mean_std([5.0]) == (5.0, None)
+    assert mean_std([None]) == (None, None)
+
+
+def test_group_key_rounds_cost_so_seeds_group_together():
+    assert group_key({"arch": "a", "method": "dar", "relative_cost_samples": 0.86011}) == \
+        group_key({"arch": "a", "method": "dar", "relative_cost_samples": 0.86049})
+
+
+def test_classification_rows_average_seeds_and_delta_is_row_minus_uniform_of_same_backbone():
+    runs = [pre("uniform", 1.0, 70.0, seed=0), pre("uniform", 1.0, 72.0, seed=1),
+            pre("dar", 0.86, 73.5, seed=0), pre("dar", 0.86, 72.5, seed=1),
+            pre("uniform", 1.0, 60.0, arch="resnet50"), pre("dar", 0.86, 59.0, arch="resnet50")]
+    t = classification_table(runs)
+    rows = [(r.labels["Pre-training"], r.labels["Backbone"], r.delta) for r in t.rows]
+    assert rows == [("uniform", "resnet18", False), ("dar", "resnet18", False), ("Δ dar", "resnet18", True),
+                    ("uniform", "resnet50", False), ("dar", "resnet50", False), ("Δ dar", "resnet50", True)]
+    by = {(r.labels["Pre-training"], r.labels["Backbone"]): r for r in t.rows}
+    err = lambda xs: sum(100 - x for x in xs) / len(xs)  # noqa: E731
+    assert by[("uniform", "resnet18")].values["top-1 err"] == pytest.approx(err([70, 72]))
+    assert by[("Δ dar", "resnet18")].values["top-1 err"] == pytest.approx(err([73.5, 72.5]) - err([70, 72]))
+    assert by[("Δ dar", "resnet50")].values["top-1 err"] == pytest.approx(1.0)  # 41 - 40, its own baseline
+    assert by[("Δ dar", "resnet18")].cost == pytest.approx(-0.14)
+    assert by[("uniform", "resnet18")].runs == 2
+
+
+def test_transfer_table_scales_coco_fractions_to_percent_and_hides_negative_sentinels():
+    runs = [tra("det", "uniform", 1.0, {"coco/bbox_mAP": 0.300, "coco/bbox_mAP_s": -1.0}),
+            tra("det", "dar", 0.86, {"coco/bbox_mAP": 0.312, "coco/bbox_mAP_s": -1.0}),
+            tra("ins", "uniform", 1.0, {"coco/bbox_mAP": 0.25, "coco/segm_mAP": 0.2}),
+            tra("ins", "dar", 0.86, {"coco/bbox_mAP": 0.26, "coco/segm_mAP": 0.19})]
+    t = transfer_table("det", runs)
+    assert [c.header for c in t.columns] == ["AP^bb", "AP^m"]  # empty columns (APs = -1) dropped
+    methods = [(r.labels["Method"], r.labels["Pre-training"]) for r in t.rows]
+    assert methods == [("FPN", "uniform"), ("FPN", "dar"), ("FPN", "Δ dar"),
+                       ("Mask R-CNN", "uniform"), ("Mask R-CNN", "dar"), ("Mask R-CNN", "Δ dar")]
+    assert t.rows[2].values["AP^bb"] == pytest.approx(1.2)
+    assert t.rows[2].values["AP^m"] is None  # FPN has no masks
+    assert t.rows[5].values["AP^m"] == pytest.approx(-1.0)
+    assert transfer_table("pose", runs) is None
+
+
+def test_no_uniform_baseline_means_no_delta_rows():
+    t = classification_table([pre("dar", 0.86, 70.0), pre("online", 1.0, 71.0)])
+    assert not any(r.delta for r in t.rows)
+
+
+def test_markdown_and_csv_render_the_same_rows():
+    tables = collect([pre("uniform", 1.0, 70.0), pre("random_drop", 0.86, 69.0)],
+                     [tra("seg", "uniform", 1.0, {"mIoU": 40.0}), tra("seg", "random_drop", 0.86, {"mIoU": 41.5})])
+    assert list(tables) == ["cls", "seg"]
+    md = to_markdown(tables["seg"])
+    assert "| PSPNet | uniform | resnet18 | 100% | - | 1 | 40.00 |" in md
+    assert "| *PSPNet* | *Δ random_drop* | *resnet18* | *-14%* | - |  | *+1.50* |" in md
+    rows = list(csv.DictReader(io.StringIO(to_csv(tables["seg"]))))
+    assert [r["Row"] for r in rows] == ["mean", "mean", "delta"]
+    assert float(rows[2]["mIoU"]) == pytest.approx(1.5) and float(rows[2]["Cost (samples)"]) == pytest.approx(-0.14)
