@@ -67,8 +67,12 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     print(f"writing tiny datasets to {out} (seed {args.seed}, {args.num_train} train / {args.num_val} val "
           f"images per set, size {args.size})")
-    generate(tmp, seed=args.seed, num_train=args.num_train, num_val=args.num_val, size=args.size,
-             log=lambda msg: print(f"  {msg}", flush=True))
+    try:
+        generate(tmp, seed=args.seed, num_train=args.num_train, num_val=args.num_val, size=args.size,
+                 log=lambda msg: print(f"  {msg}", flush=True))
+    except BaseException:  # interrupted or failed: leave no partial folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         old = out.parent / f".{out.name}.old-make_tiny_data"
         shutil.rmtree(old, ignore_errors=True)
