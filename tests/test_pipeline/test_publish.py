@@ -121,3 +121,19 @@ def test_cli_prints_path_and_fails_with_one_line(tmp_path, model):
     bad = subprocess.run([sys.executable, tool, str(tmp_path / "nope"), str(tmp_path / "p" / "m")],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
+
+
+def test_published_file_round_trips_through_transfers_loader(tmp_path, model):
+    from transfer.checkpoint import load_backbone_weights, read_backbone_checkpoint
+
+    out = publish(full_checkpoint(tmp_path / "work", model), tmp_path / "pub" / "r10_dar")
+    assert hashlib.sha256(out.read_bytes()).hexdigest().startswith(out.stem.rsplit("-", 1)[1])
+    state, meta = read_backbone_checkpoint(out)
+    assert {k: v for k, v in meta.items() if k in META} == META
+    # A headless copy of the architecture, as transfer builds it: the classifier is dropped by the loader.
+    target = timm.create_model("resnet10t", pretrained=False, num_classes=0)
+    before = target.conv1[0].weight.clone()
+    report = load_backbone_weights(target, out)
+    assert report.ok and report.dropped == ["fc.weight", "fc.bias"]
+    assert not torch.equal(before, target.conv1[0].weight)
+    assert torch.equal(target.conv1[0].weight, model.conv1[0].weight)
