@@ -282,7 +282,7 @@ def persons_image(rng: np.random.Generator, sources: list[np.ndarray], h: int, w
     persons = []
     for _ in range(int(rng.integers(1, max_persons + 1))):
         for _try in range(20):
-            height = rng.uniform(0.5, 0.85) * h
+            height = rng.uniform(0.45, 0.8) * h
             joints, head = mannequin_joints(rng, height, rng.uniform(0.2 * height, w - 0.2 * height),
                                             rng.uniform(0.02 * h, h - height * 1.02))
             margin = 0.05 * height
