@@ -224,9 +224,10 @@ def coco_instances(rng: np.random.Generator, sources: list[np.ndarray], root: Pa
 
 
 # ------------------------------------------------------------------------------ COCO keypoints
-def mannequin_joints(rng: np.random.Generator, height: float, top_x: float, top_y: float
+def mannequin_joints(rng: np.random.Generator, height: float, center_x: float, top_y: float
                      ) -> tuple[np.ndarray, tuple[float, float]]:
-    """17 COCO joints (x, y) of a figure facing the camera (its left on image right) and the head centre."""
+    """17 integer COCO joints (x, y) and the head centre of a random pose facing the camera (its left on
+    the image's right), standing ``height`` tall with its body axis at ``center_x`` and head top at ``top_y``."""
     def limb(start, angle, length):
         return start + length * np.array([np.sin(angle), np.cos(angle)])
 
@@ -248,7 +249,7 @@ def mannequin_joints(rng: np.random.Generator, height: float, top_x: float, top_
     lean = rng.uniform(-0.15, 0.15)  # rotate the whole figure about the pelvis
     rot = np.array([[np.cos(lean), -np.sin(lean)], [np.sin(lean), np.cos(lean)]])
     pelvis = (joints[11] + joints[12]) / 2
-    offset = np.array([top_x, top_y])
+    offset = np.array([center_x, top_y])
     joints = (joints - pelvis) @ rot.T + pelvis + offset
     head = (head - pelvis) @ rot.T + pelvis + offset
     return np.round(joints), (float(head[0]), float(head[1]))
