@@ -1,0 +1,79 @@
+"""Pre-train every method of a pipeline config, publish, fine-tune and test each task, and write a report.
+
+    python tools/pipeline.py configs/pipeline/demo.py                 # the embedded demo (CPU, minutes)
+    python tools/pipeline.py configs/pipeline/demo.py --quick         # every stage, fewest iterations
+    python tools/pipeline.py configs/pipeline/demo.py --methods uniform,dar --tasks seg
+    python tools/pipeline.py configs/pipeline/imagenet_study.py --cfg-options imagenet_root=/data/imagenet
+
+Rerunning the same command resumes: finished stages are skipped, an interrupted training resumes from its
+last checkpoint. The report (``report.md``, ``tables/``, ``plots/``) is written to the config's
+``report_dir`` (or ``--report-dir``). See docs/pipeline.md.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from mmengine.config import DictAction
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="pipeline config (configs/pipeline/*.py)")
+    p.add_argument("--report-dir", help="report folder (default: the config's report_dir)")
+    p.add_argument("--quick", action="store_true",
+                   help="apply the config's `quick` overrides: all stages, fewest iterations (CI, smoke tests)")
+    p.add_argument("--methods", help="comma list of method names to run (default: all in the config)")
+    p.add_argument("--tasks", help="comma list of tasks to run: det,ins,pose,seg (default: all in the config)")
+    p.add_argument("--seeds", help="comma list of pre-training seeds (default: the config's)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the stages, run nothing")
+    p.add_argument("--verbose", action="store_true", help="stream every stage's output instead of a progress bar")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                   help="override pipeline config keys, e.g. report_dir=out seeds=[0,1]")
+    return p
+
+
+def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    from transfer.pipeline import PipelineError, Runner, StageFailed, load_spec, validate, write_report
+    from transfer.pipeline.runner import label
+    from transfer.pipeline.stages import tail
+
+    try:
+        spec = load_spec(args.config, quick=args.quick, methods=args.methods, tasks=args.tasks, seeds=args.seeds,
+                         report_dir=args.report_dir, cfg_options=args.cfg_options)
+        archs = validate(spec)
+        runner = Runner(spec, archs, echo=args.verbose)
+        runner.check_markers()
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    todo = [s for s in runner.stages if not runner.done(s)]
+    print(f"pipeline {args.config}: {len(spec.methods)} methods x {len(spec.seeds)} seeds, tasks "
+          f"{','.join(t.task for t in spec.tasks) or 'none'}; {len(runner.stages)} stages, {len(todo)} to run; "
+          f"report in {spec.report_dir}", file=sys.stderr)
+    if args.dry_run:
+        for s in runner.stages:
+            print(f"  {'done' if runner.done(s) else 'todo'}  {label(s)}")
+        return 0
+    try:
+        wall = runner.run()
+    except StageFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        if e.log is not None:
+            print(tail(e.log, 25), file=sys.stderr)
+            print(f"error: {e} -- full log: {e.log}; rerun the same command to resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    command = "python tools/pipeline.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    report, tables = write_report(spec, runner.stages, runner.work_dirs(), command, wall)
+    print(tables)
+    print(f"report: {report}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

@@ -1,0 +1,136 @@
+"""Everything about a pipeline that can be checked before the first long stage, each failure one line.
+
+Unknown method, task or backbone; config files that are missing or do not load; a transfer config whose
+backbone is not the one pre-trained; stage inputs that are missing (data roots, outputs of stages marked
+done); a report folder that is not writable or holds results of other settings.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+
+from .spec import TASK_SCOPES, PipelineError, PipelineSpec
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Toolbox backbones that are ResNets of config key `depth` (timm's resnet<depth> has the same keys).
+RESNET_TYPES = ("ResNet", "DarResNet", "ResNetV1c", "ResNetV1d", "mmdet.ResNet", "mmseg.ResNet", "mmpose.ResNet")
+
+
+def load_config(path: str, what: str, options: dict[str, Any] | None = None) -> Config:
+    if not Path(path).is_file():
+        raise PipelineError(f"{what}: config file not found: {path}")
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as e:  # noqa: BLE001 - a config that does not load is one line
+        raise PipelineError(f"{what}: cannot load {path}: {type(e).__name__}: {str(e).splitlines()[0][:150]}") from None
+    if options:
+        cfg.merge_from_dict(dict(options))
+    return cfg
+
+
+def check_shape(spec: PipelineSpec) -> None:
+    """Names, tasks and seeds make sense on their own."""
+    if not spec.methods:
+        raise PipelineError("the pipeline has no pre-training methods")
+    if not spec.seeds:
+        raise PipelineError("the pipeline has no seeds")
+    names = [m.name for m in spec.methods]
+    for n in names:
+        if not _NAME.match(n):
+            raise PipelineError(f"method name {n!r} is not a plain folder name (letters, digits, _ . -)")
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise PipelineError(f"method name {sorted(dup)[0]!r} appears twice")
+    tasks = [t.task for t in spec.tasks]
+    for t in tasks:
+        if t not in TASK_SCOPES:
+            raise PipelineError(f"unknown task {t!r}; expected one of {', '.join(TASK_SCOPES)}")
+    if len(set(tasks)) != len(tasks):
+        raise PipelineError(f"task {next(t for t in tasks if tasks.count(t) > 1)!r} appears twice")
+    extra = [s for s in spec.transfer_seeds if s not in spec.seeds]
+    if extra:
+        raise PipelineError(f"transfer seed {extra[0]} is not among the pre-training seeds {list(spec.seeds)}")
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{uuid.uuid4().hex[:8]}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise PipelineError(f"report folder {folder} is not writable ({type(e).__name__}: {e.strerror or e})") from None
+
+
+def pretrain_arch(spec: PipelineSpec) -> dict[str, str]:
+    """Check each method's pre-training config; return method name -> timm arch it trains."""
+    from pretrain.models import ModelError, resolve_arch
+    from pretrain.plan import METHODS
+
+    archs = {}
+    for m in spec.methods:
+        opts = {**spec.pretrain_cfg_options, **m.cfg_options, **({"model.arch": spec.arch} if spec.arch else {})}
+        cfg = load_config(m.config, f"method {m.name!r}", opts)
+        if "default_scope" in cfg:
+            raise PipelineError(f"method {m.name!r}: {m.config} is a transfer config, not a pre-training one")
+        kind = (cfg.get("method") or {}).get("type")
+        if kind not in METHODS:
+            raise PipelineError(f"method {m.name!r}: unknown pre-training method {kind!r} in {m.config}; "
+                                f"expected one of {', '.join(METHODS)}")
+        arch = (cfg.get("model") or {}).get("arch")
+        try:
+            archs[m.name] = resolve_arch(str(arch))
+        except ModelError as e:
+            raise PipelineError(f"method {m.name!r}: {e}") from None
+    return archs
+
+
+def transfer_arch(cfg: Config) -> str | None:
+    """The timm arch a transfer config's backbone takes weights of, or None when it cannot tell."""
+    bb = cfg.get("model", {}).get("backbone", {})
+    if bb.get("type") in RESNET_TYPES and bb.get("depth"):
+        return f"resnet{bb['depth']}"
+    if bb.get("type") == "TimmFeatureBackbone":
+        return bb.get("model_name")
+    return None
+
+
+def check_tasks(spec: PipelineSpec, archs: dict[str, str]) -> None:
+    for t in spec.tasks:
+        cfg = load_config(t.config, f"task {t.task!r}", {**spec.transfer_cfg_options, **t.cfg_options})
+        scope = cfg.get("default_scope")
+        if scope != TASK_SCOPES[t.task]:
+            raise PipelineError(f"task {t.task!r}: {t.config} has scope {scope!r}, expected {TASK_SCOPES[t.task]!r}")
+        want = transfer_arch(cfg)
+        for name, arch in archs.items():
+            if want is not None and want != arch:
+                raise PipelineError(f"task {t.task!r}: {t.config} takes a {want} backbone but method {name!r} "
+                                    f"pre-trains {arch}")
+        if not spec.tiny_data:
+            root = cfg.get("train_dataloader", {}).get("dataset", {}).get("data_root")
+            if root and not Path(root).exists():
+                raise PipelineError(f"task {t.task!r}: missing stage input: data root {root} does not exist")
+
+
+def check_data(spec: PipelineSpec) -> None:
+    if not spec.tiny_data:
+        return
+    root = Path(spec.tiny_data["root"])
+    if root.exists() and not (root / "meta.json").is_file():
+        raise PipelineError(f"tiny data root {root} exists but holds no meta.json from tools/make_tiny_data.py")
+    if not root.exists():
+        check_writable(root.parent)
+
+
+def validate(spec: PipelineSpec) -> dict[str, str]:
+    """Run every check; return method name -> timm arch. Raises PipelineError with one line."""
+    check_shape(spec)
+    check_writable(spec.report_dir)
+    archs = pretrain_arch(spec)
+    check_tasks(spec, archs)
+    check_data(spec)
+    return archs

@@ -1,0 +1,84 @@
+"""The report folder: tables (Markdown + CSV), plots (PNG) and ``report.md`` embedding both."""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import yaml
+
+from transfer.plots import draw_all
+from transfer.results import collect, discover, to_markdown, write_tables
+
+from .progress import fmt_s
+from .spec import PipelineSpec
+from .stages import Layout, Stage, read_marker
+
+SECTIONS = (("cls", "Pre-training: classification on the pre-training data"),
+            ("det", "Transfer: detection and instance segmentation"),
+            ("pose", "Transfer: human pose estimation"),
+            ("seg", "Transfer: semantic segmentation"))
+
+
+def write_report(spec: PipelineSpec, stages: list[Stage], work_dirs: list[Path], command: str,
+                 wall_s: float) -> tuple[Path, str]:
+    """Write tables/, plots/ and report.md under the report folder; return (report path, tables as Markdown)."""
+    layout = Layout(spec.report_dir)
+    pre, tra = discover(work_dirs)
+    tables = collect(pre, tra)
+    write_tables(tables, layout.root / "tables")
+    plots = draw_all(pre, tra, layout.root / "plots")
+    tables_md = "\n".join(to_markdown(tables[k]) for k, _ in SECTIONS if k in tables)
+
+    lines = [f"# Pre-training -> transfer report: {spec.report_dir.name}", "",
+             f"Generated {_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by `{command}`; "
+             f"this invocation took {fmt_s(wall_s)} (stage times below include earlier invocations).", "",
+             "Methods: " + ", ".join(f"`{m.name}` ({m.config})" for m in spec.methods)
+             + f"; pre-training seeds {list(spec.seeds)}, fine-tuned from seeds {list(spec.transfer_seeds)}.",
+             "Rows are means over seeds (± sample std when there are several); each Δ row is that method minus the "
+             "uniform baseline of the same backbone. Cost is the pre-training cost relative to uniform training, "
+             "in trained samples and in FLOPs (online selection's scoring passes count in FLOPs).", ""]
+    for key, title in SECTIONS:
+        if key in tables:
+            lines += [f"## {title}", "", to_markdown(tables[key])]
+        if key == "cls" and "kept_fraction" in plots:
+            lines += [_img(plots["kept_fraction"], layout.root, "Kept fraction per epoch"), ""]
+    if "accuracy_vs_cost" in plots:
+        lines += ["## Accuracy against pre-training cost", "",
+                  _img(plots["accuracy_vs_cost"], layout.root, "Accuracy vs cost"), ""]
+    dar = [k for k in plots if k.startswith("dar_losses_")]
+    if dar:
+        lines += ["## What DaR dropped", "",
+                  "Recorded training loss of the samples trained in each drop epoch, split into those kept for the "
+                  "next epochs (the hardest) and those dropped.", ""]
+        lines += [_img(plots[k], layout.root, k) + "\n" for k in dar]
+    lines += _files(layout) + _timings(layout, stages)
+    report = layout.root / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report, tables_md
+
+
+def _img(path: Path, root: Path, alt: str) -> str:
+    return f"![{alt}]({path.relative_to(root).as_posix()})"
+
+
+def _files(layout: Layout) -> list[str]:
+    lines = ["## Files", "", "- tables: `tables/<table>.md` and `.csv`; plots: `plots/*.png`",
+             "- work dirs: `pretrain/<method>_s<seed>/`, `transfer/<task>/<method>_s<seed>/`; stage logs: `logs/`"]
+    if layout.index.is_file():
+        models = (yaml.safe_load(layout.index.read_text()) or {}).get("Models", [])
+        lines.append(f"- published models (index `{layout.index.relative_to(layout.root)}`): "
+                     + ", ".join(f"`{m['Weights']}`" for m in models))
+    return lines + [""]
+
+
+def _timings(layout: Layout, stages: list[Stage]) -> list[str]:
+    rows = []
+    total = 0.0
+    for s in stages:
+        rec = read_marker(layout.marker(s))
+        if rec and rec.get("wall_s") is not None:
+            total += rec["wall_s"]
+            rows.append(f"| {s.id} | {rec['wall_s']:.1f} |")
+    if not rows:
+        return []
+    return ["## Stage wall-clock (s)", "", "| stage | seconds |", "|---|---|", *rows, f"| **total** | {total:.1f} |", ""]

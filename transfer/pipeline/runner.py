@@ -1,0 +1,178 @@
+"""Run a planned pipeline: skip stages marked done, run the rest in order, mark each when it succeeds.
+
+Each marker records a digest of the stage's command chained with the digests of the stages it reads, so
+a report folder that holds results of other settings is refused up front instead of mixed into a table.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from pretrain.publish import PublishError, publish
+from transfer.results import load_pretrain_run
+
+from .progress import Progress, fmt_s
+from .spec import PipelineError, PipelineSpec
+from .stages import (
+    Layout,
+    Stage,
+    digest,
+    finetune_command,
+    last_checkpoint,
+    plan,
+    pretrain_command,
+    python_tool,
+    read_marker,
+    run_logged,
+    tail,
+    test_command,
+    write_marker,
+)
+
+NEEDS = {"publish": "pretrain", "finetune": "publish", "test": "finetune"}
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: Stage, message: str, log: Path | None = None):
+        super().__init__(message)
+        self.stage, self.log = stage, log
+
+
+def label(stage: Stage) -> str:
+    run = f"{stage.method} seed {stage.seed}"
+    return f"{stage.kind} {run}" if stage.task is None else f"{stage.kind} {stage.task} <- {run}"
+
+
+class Runner:
+    def __init__(self, spec: PipelineSpec, archs: dict[str, str], *, echo: bool = False, show: bool = True):
+        self.spec, self.archs, self.echo, self.show = spec, archs, echo, show
+        self.layout = Layout(spec.report_dir)
+        self.stages = plan(spec)
+        self.timings: dict[str, float] = {}
+
+    # ---- what each stage needs and makes ----
+    def dependency(self, stage: Stage) -> Stage | None:
+        need = NEEDS.get(stage.kind)
+        if need is None:
+            return None
+        return Stage(need, stage.method, stage.seed, stage.task if need == "finetune" else None)
+
+    def expected_digest(self, stage: Stage) -> str | None:
+        """Digest this stage's marker must carry, or None when a dependency is not done yet."""
+        dep = self.dependency(stage)
+        dep_marker = read_marker(self.layout.marker(dep)) if dep else None
+        if dep is not None and dep_marker is None:
+            return None
+        outs = (dep_marker or {}).get("outputs", {})
+        if stage.kind == "pretrain":
+            own = pretrain_command(self.spec, self.layout, stage).digest
+        elif stage.kind == "publish":
+            own = "publish"
+        elif stage.kind == "finetune":
+            own = finetune_command(self.spec, self.layout, stage, Path(outs["published"])).digest
+        else:
+            own = test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).digest
+        return digest([own, dep_marker["digest"] if dep_marker else ""])
+
+    def check_markers(self) -> None:
+        """Before any work: every marked stage has its outputs and was made with these settings."""
+        for stage in self.stages:
+            path = self.layout.marker(stage)
+            rec = read_marker(path)
+            if rec is None:
+                continue
+            missing = [p for p in rec.get("outputs", {}).values() if not Path(p).exists()]
+            if missing:
+                raise PipelineError(f"missing stage input: {stage.id} is marked done but its output {missing[0]} is "
+                                    f"gone; delete {path} to redo that stage")
+            if rec.get("digest") != self.expected_digest(stage):
+                raise PipelineError(f"report folder {self.layout.root} holds {stage.id} made with other settings "
+                                    f"(see {path}); use another --report-dir or delete that folder")
+
+    def done(self, stage: Stage) -> bool:
+        return read_marker(self.layout.marker(stage)) is not None
+
+    # ---- running ----
+    def run(self) -> float:
+        """Run all stages; return the wall-clock seconds. Raises StageFailed."""
+        self.check_markers()
+        data = self.data_needed()
+        progress = Progress(len(self.stages) + int(data), enabled=self.show and not self.echo)
+        try:
+            if data:
+                progress.begin("tiny data")
+                self.make_data(progress)
+                progress.end(f"tiny data written to {self.spec.tiny_data['root']} in {fmt_s(progress.stage_seconds())}")
+            for stage in self.stages:
+                if self.done(stage):
+                    progress.end(f"{label(stage)}: done earlier, skipped")
+                    continue
+                progress.begin(label(stage))
+                outputs = self.execute(stage, progress)
+                self.timings[stage.id] = progress.stage_seconds()
+                write_marker(self.layout.marker(stage), {
+                    "stage": stage.id, "digest": self.expected_digest(stage), "outputs": outputs,
+                    "wall_s": round(self.timings[stage.id], 1),
+                    "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
+                progress.end(f"{label(stage)} done in {fmt_s(self.timings[stage.id])}")
+        finally:
+            progress.close()
+        return progress.elapsed()
+
+    def data_needed(self) -> bool:
+        td = self.spec.tiny_data
+        return bool(td) and bool(self.spec.tasks) and not (Path(td["root"]) / "meta.json").is_file()
+
+    def make_data(self, progress: Progress) -> None:
+        td = self.spec.tiny_data
+        log = self.layout.root / "logs" / "tiny_data.log"
+        argv = python_tool("make_tiny_data.py", str(td["root"]), *map(str, td.get("args", [])))
+        self._run(Stage("data", "tiny", 0), argv, log, progress)
+
+    def _run(self, stage: Stage, argv: list[str], log: Path, progress: Progress) -> None:
+        rc = run_logged(argv, log, on_line=progress.line, echo=sys.stderr.buffer if self.echo else None)
+        if rc != 0:
+            raise StageFailed(stage, f"{label(stage)} failed (exit {rc})", log)
+
+    def execute(self, stage: Stage, progress: Progress) -> dict[str, Any]:
+        log = self.layout.log(stage)
+        dep = self.dependency(stage)
+        outs = (read_marker(self.layout.marker(dep)) or {}).get("outputs", {}) if dep else {}
+        if stage.kind == "pretrain":
+            work = self.layout.pretrain(stage.method, stage.seed)
+            self._run(stage, pretrain_command(self.spec, self.layout, stage).full, log, progress)
+            if load_pretrain_run(work) is None or not (work / "backbone.pth").is_file():
+                raise StageFailed(stage, f"{label(stage)} exited 0 but {work} has no backbone.pth or run summary", log)
+            return {"work_dir": str(work), "backbone": str(work / "backbone.pth")}
+        if stage.kind == "publish":
+            arch = self.archs[stage.method]
+            try:
+                path = publish(outs["work_dir"], self.layout.published(arch, stage.method, stage.seed),
+                               index=self.layout.index, name=f"{arch}_{stage.method}_s{stage.seed}",
+                               extra_meta={"seed": stage.seed})
+            except PublishError as e:
+                raise StageFailed(stage, f"{label(stage)} failed: {e}") from None
+            return {"published": str(path)}
+        work = self.layout.transfer(stage.task, stage.method, stage.seed)
+        if stage.kind == "finetune":
+            self._run(stage, finetune_command(self.spec, self.layout, stage, Path(outs["published"])).full, log, progress)
+            ckpt = last_checkpoint(work)
+            if ckpt is None:
+                raise StageFailed(stage, f"{label(stage)} exited 0 but {work} has no last_checkpoint", log)
+            return {"checkpoint": str(ckpt)}
+        self._run(stage, test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).argv, log, progress)
+        if not (work / "metrics.json").is_file():
+            raise StageFailed(stage, f"{label(stage)} exited 0 but wrote no {work / 'metrics.json'}", log)
+        return {"metrics": str(work / "metrics.json")}
+
+    # ---- what the report reads ----
+    def work_dirs(self) -> list[Path]:
+        """The planned runs' work dirs that exist (a subset run reports only its own runs)."""
+        dirs = [self.layout.pretrain(s.method, s.seed) for s in self.stages if s.kind == "pretrain"]
+        dirs += [self.layout.transfer(s.task, s.method, s.seed) for s in self.stages if s.kind == "test"]
+        return [d for d in dirs if d.exists()]
+
+
+__all__ = ["Runner", "StageFailed", "label", "tail"]

@@ -1,0 +1,202 @@
+"""Stages of a pipeline run, where each writes, the command it runs, and its atomic completion marker."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .spec import PipelineSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / "tools"
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str  # pretrain | publish | finetune | test
+    method: str
+    seed: int
+    task: str | None = None
+
+    @property
+    def id(self) -> str:
+        run = f"{self.method}_s{self.seed}"
+        return f"{self.kind}/{run}" if self.task is None else f"{self.kind}/{self.task}/{run}"
+
+
+def plan(spec: PipelineSpec) -> list[Stage]:
+    """All stages in run order: per method and seed pre-train then publish; then each task's fine-tune+test."""
+    stages: list[Stage] = []
+    for m in spec.methods:
+        for s in spec.seeds:
+            stages += [Stage("pretrain", m.name, s), Stage("publish", m.name, s)]
+    for t in spec.tasks:
+        for m in spec.methods:
+            for s in spec.transfer_seeds:
+                stages += [Stage("finetune", m.name, s, t.task), Stage("test", m.name, s, t.task)]
+    return stages
+
+
+class Layout:
+    """Where every stage writes, under the report folder."""
+
+    def __init__(self, report_dir: Path):
+        self.root = Path(report_dir)
+
+    def pretrain(self, method: str, seed: int) -> Path:
+        return self.root / "pretrain" / f"{method}_s{seed}"
+
+    def published(self, arch: str, method: str, seed: int) -> Path:
+        return self.root / "published" / f"{arch}_{method}_s{seed}"  # + "-<hash>.pth"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "published" / "metafile.yml"
+
+    def transfer(self, task: str, method: str, seed: int) -> Path:
+        return self.root / "transfer" / task / f"{method}_s{seed}"
+
+    def marker(self, stage: Stage) -> Path:
+        return self.root / "stages" / f"{stage.id.replace('/', '__')}.json"
+
+    def log(self, stage: Stage) -> Path:
+        return self.root / "logs" / f"{stage.id.replace('/', '__')}.log"
+
+
+def options_argv(opts: dict[str, Any]) -> list[str]:
+    """``--cfg-options k=v ...`` in the syntax mmengine's DictAction parses (lists/tuples/strings quoted)."""
+    if not opts:
+        return []
+    return ["--cfg-options"] + [f"{k}={_opt_value(v)}" for k, v in opts.items()]
+
+
+def _opt_value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        inner = ",".join(_opt_value(x) for x in v)
+        return f"[{inner}]" if isinstance(v, list) else f"({inner})"
+    if isinstance(v, str):
+        return repr(v) if any(c in v for c in ",[]()'\" ") else v
+    return str(v)
+
+
+def digest(parts: list[str]) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def write_marker(path: Path, record: dict[str, Any]) -> None:
+    """Atomically: a marker is either absent or complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def quote(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def python_tool(tool: str, *args: str) -> list[str]:
+    return [sys.executable, str(TOOLS / tool), *args]
+
+
+def run_logged(argv: list[str], log: Path, on_line=None, echo=None) -> int:
+    """Run ``argv`` with its output appended to ``log``; call ``on_line(last_line)`` as output arrives and
+    copy the raw output to the binary stream ``echo`` if given."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    with open(log, "ab") as f:
+        f.write(f"\n$ {quote(argv)}\n".encode())
+        f.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        assert proc.stdout is not None
+        buf = b""
+        while True:
+            chunk = proc.stdout.read1(4096)  # whatever has arrived, without waiting for 4 KiB
+            if not chunk:
+                break
+            f.write(chunk)
+            f.flush()
+            if echo is not None:
+                echo.write(chunk)
+                echo.flush()
+            buf = (buf + chunk)[-2000:]
+            if on_line is not None:
+                parts = [p for p in buf.replace(b"\r", b"\n").split(b"\n") if p.strip()]
+                if parts:
+                    on_line(parts[-1].decode(errors="replace").strip())
+        return proc.wait()
+
+
+def tail(path: Path, n: int = 20) -> str:
+    """The last ``n`` non-empty lines of a log (progress-bar carriage returns count as line breaks)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-n:])
+
+
+def last_checkpoint(work_dir: Path) -> Path | None:
+    """The checkpoint a work dir's ``last_checkpoint`` file names (pretrain and mmengine both write one)."""
+    pointer = work_dir / "last_checkpoint"
+    if not pointer.is_file():
+        return None
+    path = Path(pointer.read_text().strip())
+    path = path if path.is_absolute() or path.exists() else work_dir / path.name
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subprocess stage: its argv without ``--resume`` (what the marker digest covers) and the resume flag."""
+    argv: list[str]
+    resume: bool = False
+
+    @property
+    def full(self) -> list[str]:
+        return self.argv + (["--resume"] if self.resume else [])
+
+    @property
+    def digest(self) -> str:
+        return digest(self.argv[1:])  # not the interpreter path: the same venv elsewhere is the same run
+
+
+def pretrain_command(spec: PipelineSpec, layout: Layout, stage: Stage) -> Command:
+    m = spec.method(stage.method)
+    work = layout.pretrain(stage.method, stage.seed)
+    opts = {**spec.pretrain_cfg_options, **m.cfg_options, spec.seed_key: stage.seed}
+    if spec.arch:
+        opts["model.arch"] = spec.arch
+    argv = python_tool("train.py", m.config, "--work-dir", str(work), *options_argv(opts))
+    return Command(argv, resume=last_checkpoint(work) is not None)
+
+
+def finetune_command(spec: PipelineSpec, layout: Layout, stage: Stage, backbone: Path) -> Command:
+    t = spec.task(stage.task)
+    work = layout.transfer(stage.task, stage.method, stage.seed)
+    argv = python_tool("train.py", t.config, "--work-dir", str(work), "--backbone", str(backbone),
+                       *data_root_argv(spec), *options_argv({**spec.transfer_cfg_options, **t.cfg_options}))
+    return Command(argv, resume=last_checkpoint(work) is not None)
+
+
+def test_command(spec: PipelineSpec, layout: Layout, stage: Stage, checkpoint: Path) -> Command:
+    t = spec.task(stage.task)
+    work = layout.transfer(stage.task, stage.method, stage.seed)
+    return Command(python_tool("test.py", t.config, str(checkpoint), "--work-dir", str(work),
+                               *data_root_argv(spec), *options_argv({**spec.transfer_cfg_options, **t.cfg_options})))
+
+
+def data_root_argv(spec: PipelineSpec) -> list[str]:
+    return ["--data-root", str(spec.tiny_data["root"])] if spec.tiny_data else []
