@@ -311,7 +311,7 @@ class DaRSampler(SubsetSampler):
         self._dar = DaRState(t_start=int(state["t_start"]), t_prev=int(state["t_prev"]))
         self._ended = bool(state["ended"])
         self._cursor = int(state["position"])
-        self._start = self._cursor
+        self._start = 0 if self._ended else self._cursor  # an ended epoch restarts at the next set_epoch
         self._table = state["loss_table"].to(torch.float32).clone()
         self._buf_idx, self._buf_loss = [], []
         self._drop_gen.set_state(state["drop_generator"])

@@ -212,3 +212,46 @@ def test_uniform_resume_by_position():
     b.set_epoch(2)
     b.set_start(6)
     assert list(b) == full[6:]
+
+
+def test_dar_resume_at_epoch_boundary():
+    factory = lambda: DaRSampler(29, PARAMS, seed=4)  # noqa: E731
+    reference = uninterrupted(factory, PARAMS.epochs)
+    first = factory()
+    for epoch in (1, 2):
+        first.set_epoch(epoch)
+        train_epoch(first, epoch)
+        first.end_epoch(epoch)
+    second = factory()
+    second.load_state_dict(roundtrip(first.state_dict()))
+    assert second.subset.tolist() == reference[1][1]
+    for epoch in range(3, PARAMS.epochs + 1):
+        second.set_epoch(epoch)
+        assert len(second) == second.subset_size
+        assert train_epoch(second, epoch) == reference[epoch - 1][0]
+        second.end_epoch(epoch)
+        assert second.subset.tolist() == reference[epoch - 1][1]
+
+
+class IndexDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 30
+
+    def __getitem__(self, i):
+        return torch.tensor([float(i)]), i
+
+
+def test_dar_in_a_dataloader_with_drop_last_keeps_the_untrained():
+    # p=0.5 drop after epoch 1; drop_last leaves 30 % 8 = 6 samples untrained (NaN = unknown -> kept)
+    sampler = DaRSampler(30, DaRParams(warmup=0, interval=1, keep=0.5, epochs=2), seed=0)
+    loader = torch.utils.data.DataLoader(IndexDataset(), batch_size=8, sampler=sampler, drop_last=True)
+    sampler.set_epoch(1)
+    trained = []
+    for x, idx in loader:
+        sampler.record(idx, x[:, 0])  # loss = index: the largest indices are the hardest
+        trained += idx.tolist()
+    out = sampler.end_epoch(1)
+    untrained = sorted(set(range(30)) - set(trained))
+    assert len(untrained) == 6 and torch.isnan(torch.from_numpy(out["losses"][untrained])).all()
+    hardest_trained = sorted(trained)[-(15 - 6) :]
+    assert sampler.subset.tolist() == sorted(untrained + hardest_trained)
