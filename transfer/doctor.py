@@ -12,6 +12,7 @@ import importlib
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "mmengine", "mmcv", "mmdet", "mmseg", "mmpose",
@@ -50,7 +51,9 @@ def check_task(task: str) -> Callable[[], str]:
         from transfer.reference import REFERENCE_CONFIGS, build_reference_model
 
         t0 = time.time()
-        model, _ = build_reference_model(task)
+        with warnings.catch_warnings():  # the toolboxes' deprecation chatter is not a finding
+            warnings.simplefilter("ignore")
+            model, _ = build_reference_model(task)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         return f"{REFERENCE_CONFIGS[task][2]} builds ({params:.1f} M params, {time.time() - t0:.1f} s)"
 
@@ -59,7 +62,11 @@ def check_task(task: str) -> Callable[[], str]:
 
 def version_of(name: str) -> str:
     module = importlib.import_module(name)
-    return getattr(module, "__version__", "unknown")
+    if hasattr(module, "__version__"):
+        return module.__version__
+    from importlib.metadata import version
+
+    return version(name)
 
 
 def main(argv: list[str] | None = None) -> int:

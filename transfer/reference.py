@@ -3,6 +3,8 @@ configs. Used by ``python -m transfer.doctor`` and the stack tests to prove the 
 """
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 # task -> (scope, config path inside the installed toolbox, what it is)
@@ -13,6 +15,17 @@ REFERENCE_CONFIGS: dict[str, tuple[str, str, str]] = {
              "SimpleBaseline ResNet-50 256x192 COCO keypoints"),
     "seg": ("mmseg", "pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-769x769.py", "PSPNet R50-D8 769x769 Cityscapes"),
 }
+
+
+def toolbox_config_path(scope: str, path: str) -> Path:
+    """Path of a config shipped inside an installed toolbox (``<package>/.mim/configs/<path>``)."""
+    spec = importlib.util.find_spec(scope)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"toolbox {scope!r} is not installed")
+    full = Path(spec.submodule_search_locations[0]) / ".mim" / "configs" / path
+    if not full.is_file():
+        raise FileNotFoundError(f"{scope} ships no config {path} (looked at {full})")
+    return full
 
 
 def sync_bn_to_bn(node: Any) -> Any:
@@ -34,7 +47,7 @@ def load_reference_config(task: str):
     from mmengine.config import Config
 
     scope, path, _ = REFERENCE_CONFIGS[task]
-    cfg = Config.fromfile(f"{scope}::{path}")
+    cfg = Config.fromfile(str(toolbox_config_path(scope, path)))
     sync_bn_to_bn(cfg.model)
     return cfg
 
