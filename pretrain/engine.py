@@ -10,6 +10,7 @@ Distributed: torchrun / slurm environment, gloo on CPU and NCCL on GPU; the samp
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -168,6 +169,19 @@ class Feed:
         if not self.online:
             self.sampler.record(indices, losses)
             self.position += indices.numel()
+
+    def end_epoch(self, epoch: int) -> dict:
+        """Apply the sampler's end-of-epoch rule (collective) and check every rank holds the same subset."""
+        if self.online:
+            return {}
+        result = self.sampler.end_epoch(epoch)
+        if dist.is_initialized():
+            digest = hashlib.blake2b(self.sampler.subset.numpy().tobytes(), digest_size=8).hexdigest()
+            digests: list[str | None] = [None] * dist.get_world_size()
+            dist.all_gather_object(digests, digest)
+            if len(set(digests)) != 1:
+                raise RuntimeError(f"ranks hold different subsets after epoch {epoch}: {digests}")
+        return result
 
     def state_dict(self) -> dict:  # collective for DaR (syncs the loss table)
         if self.online:
@@ -335,7 +349,7 @@ def train(cfg: dict, env: Env, work_dir: str | Path, resume: dict | None = None,
                 bar.close()
                 return None
         bar.close()
-        result = feed.sampler.end_epoch(epoch) if not feed.online else {}
+        result = feed.end_epoch(epoch)
         if env.main and result.get("drop"):
             (work_dir / "selection").mkdir(exist_ok=True)
             losses_all = result["losses"].astype(np.float32)
