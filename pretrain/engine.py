@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import BatchSampler, DataLoader, Subset
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
@@ -111,11 +111,40 @@ def build_scheduler(optimizer, schedule: dict, plan: Plan):
     raise ValueError(f"schedule.sched must be 'step' or 'cosine', got {kind!r}")
 
 
+class FoldTailBatchSampler(BatchSampler):
+    """Batches of ``batch_size``; a last batch of a single sample joins the one before it.
+
+    BatchNorm cannot train on one sample, and dropping it would leave it untrained (and unscored by
+    DaR) for the epoch; every other batch keeps its size, so mid-epoch positions stay ``step * b``.
+    """
+
+    def __iter__(self):
+        batches = super().__iter__()
+        prev = next(batches, None)
+        for batch in batches:
+            if len(batch) == 1:
+                batch, prev = prev + batch, None
+            if prev is not None:
+                yield prev
+            prev = batch
+        if prev is not None:
+            yield prev
+
+    def __len__(self) -> int:
+        return fold_tail_batches(len(self.sampler), self.batch_size)
+
+
+def fold_tail_batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size) - (1 if n > 1 and n % batch_size == 1 else 0)
+
+
 def loader(dataset, batch_size: int, sampler, workers: int, seed: int, drop_last: bool = False) -> DataLoader:
     # an explicit generator: creating the iterator must not draw from the global RNG (exact resume)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=torch.cuda.is_available(), drop_last=drop_last,
-                      generator=torch.Generator().manual_seed(seed))
+    common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(),
+                  generator=torch.Generator().manual_seed(seed))
+    if sampler is None or drop_last:
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
+    return DataLoader(dataset, batch_sampler=FoldTailBatchSampler(sampler, batch_size, False), **common)
 
 
 class Feed:
@@ -142,7 +171,7 @@ class Feed:
         self.position = 0  # samples of the current epoch trained on this rank (subset methods)
 
     def steps_in_epoch(self) -> int:
-        return self.steps if self.online else math.ceil(self.sampler.per_rank / self.b)
+        return self.steps if self.online else fold_tail_batches(self.sampler.per_rank, self.b)
 
     def begin(self, epoch: int, position: int = 0):
         """Iterator over this epoch's (remaining) batches of ``(images, targets, indices)``."""

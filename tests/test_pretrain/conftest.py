@@ -1,0 +1,47 @@
+"""Shared fixture of the pre-training tests: tiny real runs on scikit-learn's digits, each run once."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pretrain.cli import train_main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TinyRuns:
+    """Runs ``configs/pretrain/tiny_digits_<method>.py`` in this process; finished runs are cached."""
+
+    configs = ROOT / "configs" / "pretrain"
+
+    def __init__(self, tmp_path_factory):
+        self._factory = tmp_path_factory
+        self._done: dict[str, Path] = {}
+
+    def run(self, method: str, work_dir: Path, *options: str, resume: bool = False) -> int:
+        argv = [str(self.configs / f"tiny_digits_{method}.py"), "--work-dir", str(work_dir)]
+        if options:
+            argv += ["--cfg-options", *options]
+        if resume:
+            argv.append("--resume")
+        return train_main(argv)
+
+    def finished(self, method: str) -> Path:
+        """Work dir of an uninterrupted run of ``method`` (run on first use)."""
+        if method not in self._done:
+            work_dir = self._factory.mktemp(f"tiny_{method}")
+            assert self.run(method, work_dir) == 0
+            self._done[method] = work_dir
+        return self._done[method]
+
+    @staticmethod
+    def log(work_dir: Path) -> list[dict]:
+        lines = (Path(work_dir) / "log.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> TinyRuns:
+    return TinyRuns(tmp_path_factory)
