@@ -1,4 +1,9 @@
-"""Progress display of a pipeline run: which stage, k/n, elapsed, and the running stage's latest output line."""
+"""Progress display of a pipeline run: which stage, k/n, elapsed, and the running stage's latest output line.
+
+On a terminal: a tqdm bar over the stages whose postfix follows the running child's output. Elsewhere (CI,
+a log file): plain lines -- one when a stage starts and ends, and a heartbeat with the child's latest line
+every ``heartbeat_s`` -- instead of a stream of carriage returns.
+"""
 from __future__ import annotations
 
 import sys
@@ -14,38 +19,50 @@ def fmt_s(seconds: float) -> str:
 
 
 class Progress:
-    """A tqdm bar over stages; the postfix follows the child's output. Off a terminal it refreshes rarely,
-    so CI logs get a line per stage plus a heartbeat, not a flood of carriage returns."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True):
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, heartbeat_s: float = 60.0):
         self.stream = stream or sys.stderr
-        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.interval = 1.0 if tty else 60.0
-        self.bar = tqdm(total=total, unit="stage", file=self.stream, disable=not enabled, dynamic_ncols=True,
-                        mininterval=self.interval, bar_format="{desc} |{bar:12}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
-        self.t0 = time.monotonic()
-        self.stage_t0 = self.t0
-        self._last_refresh = 0.0
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = 1.0 if self.tty else heartbeat_s
+        self.bar = tqdm(total=total, unit="stage", file=self.stream, dynamic_ncols=True,
+                        bar_format="{desc} |{bar:12}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}") if self.tty else None
+        self.t0 = self.stage_t0 = self._last = time.monotonic()
         self.label = ""
+
+    def _print(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        elif self.enabled:
+            print(text, file=self.stream, flush=True)
+
+    def _prefix(self) -> str:
+        return f"[{self.done + 1}/{self.total}]"
 
     def begin(self, label: str) -> None:
         self.label = label
-        self.stage_t0 = time.monotonic()
-        self.bar.set_description_str(label, refresh=False)
-        self.bar.set_postfix_str("", refresh=True)
+        self.stage_t0 = self._last = time.monotonic()
+        if self.bar is not None:
+            self.bar.set_description_str(f"{self._prefix()} {label}", refresh=False)
+            self.bar.set_postfix_str("", refresh=True)
+        else:
+            self._print(f"{self._prefix()} {label} ... (total {fmt_s(self.elapsed())})")
 
     def line(self, text: str) -> None:
-        """Show the running stage's latest output line (throttled)."""
+        """The running stage's latest output line: shown at most once per interval."""
         now = time.monotonic()
-        if now - self._last_refresh < self.interval:
+        if now - self._last < self.interval:
             return
-        self._last_refresh = now
-        self.bar.set_postfix_str(f"{fmt_s(now - self.stage_t0)} | {text[:70]}", refresh=True)
+        self._last = now
+        status = f"{fmt_s(now - self.stage_t0)} | {text[:90]}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(status, refresh=True)
+        else:
+            self._print(f"{self._prefix()} {self.label}: {status}")
 
-    def end(self, message: str, advance: bool = True) -> None:
-        self.bar.write(f"[{self.bar.n + 1}/{self.bar.total}] {message} (total {fmt_s(time.monotonic() - self.t0)})",
-                       file=self.stream)
-        if advance:
+    def end(self, message: str) -> None:
+        self._print(f"{self._prefix()} {message} (total {fmt_s(self.elapsed())})")
+        self.done += 1
+        if self.bar is not None:
             self.bar.update(1)
 
     def stage_seconds(self) -> float:
@@ -55,4 +72,5 @@ class Progress:
         return time.monotonic() - self.t0
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()

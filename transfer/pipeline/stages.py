@@ -187,7 +187,7 @@ def finetune_command(spec: PipelineSpec, layout: Layout, stage: Stage, backbone:
     t = spec.task(stage.task)
     work = layout.transfer(stage.task, stage.method, stage.seed)
     argv = python_tool("train.py", t.config, "--work-dir", str(work), "--backbone", str(backbone),
-                       *data_root_argv(spec), *options_argv({**spec.transfer_cfg_options, **t.cfg_options}))
+                       *data_root_argv(spec, stage.task), *options_argv({**spec.transfer_cfg_options, **t.cfg_options}))
     return Command(argv, resume=last_checkpoint(work) is not None)
 
 
@@ -195,8 +195,15 @@ def test_command(spec: PipelineSpec, layout: Layout, stage: Stage, checkpoint: P
     t = spec.task(stage.task)
     work = layout.transfer(stage.task, stage.method, stage.seed)
     return Command(python_tool("test.py", t.config, str(checkpoint), "--work-dir", str(work),
-                               *data_root_argv(spec), *options_argv({**spec.transfer_cfg_options, **t.cfg_options})))
+                               *data_root_argv(spec, stage.task), *options_argv({**spec.transfer_cfg_options, **t.cfg_options})))
 
 
-def data_root_argv(spec: PipelineSpec) -> list[str]:
-    return ["--data-root", str(spec.tiny_data["root"])] if spec.tiny_data else []
+# Folder of the generated tiny data each task reads (tools/make_tiny_data.py writes both).
+TINY_SUBDIR = {"det": "coco", "ins": "coco", "pose": "coco", "seg": "cityscapes"}
+
+
+def data_root_argv(spec: PipelineSpec, task: str) -> list[str]:
+    """``--data-root <tiny root>/<coco|cityscapes>`` when the pipeline generates the tiny data, else nothing."""
+    if not spec.tiny_data:
+        return []
+    return ["--data-root", str(Path(spec.tiny_data["root"]) / TINY_SUBDIR[task])]
