@@ -43,7 +43,12 @@ def load_image(path: str) -> Image.Image:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
     except Exception as exc:
-        raise DataError(f"unreadable image: {path} ({type(exc).__name__}: {exc})") from exc
+        raise DataError(_unreadable(path, exc)) from exc
+
+
+def _unreadable(path: str, exc: Exception) -> str:
+    detail = type(exc).__name__ if path in str(exc) else f"{type(exc).__name__}: {exc}"
+    return f"unreadable image: {path} ({detail})"
 
 
 def _check_one(path: str, mode: str) -> str | None:
@@ -52,7 +57,7 @@ def _check_one(path: str, mode: str) -> str | None:
             if mode == "full":
                 im.load()
     except Exception as exc:
-        return f"unreadable image: {path} ({type(exc).__name__}: {exc})"
+        return _unreadable(path, exc)
     return None
 
 
