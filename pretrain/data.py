@@ -168,6 +168,7 @@ class Digits(Dataset):
         train_idx, val_idx = train_test_split(np.arange(len(digits.target)), test_size=0.25,
                                               stratify=digits.target, random_state=0)
         idx = np.sort(train_idx if split == "train" else val_idx)
+        self.indices = idx  # into load_digits()
         pixels = (digits.images[idx] * (255.0 / 16.0)).round().astype(np.uint8)
         self.images = [Image.fromarray(p).resize((img_size, img_size), Image.BICUBIC).convert("RGB")
                        for p in pixels]

@@ -84,6 +84,17 @@ def first_error(message: str | None) -> str | None:
     return next((m for m in messages if m), None)
 
 
+def same_on_all_ranks(tensor: torch.Tensor, what: str) -> None:
+    """Raise on every rank unless all ranks hold the same ``tensor`` (collective; compares digests)."""
+    if not dist.is_initialized():
+        return
+    digest = hashlib.blake2b(tensor.cpu().numpy().tobytes(), digest_size=8).hexdigest()
+    digests: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(digests, digest)
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks disagree on {what}: digests {digests}")
+
+
 def all_sum(values: list[float], env: Env) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=env.device)
     if dist.is_initialized():
@@ -204,12 +215,7 @@ class Feed:
         if self.online:
             return {}
         result = self.sampler.end_epoch(epoch)
-        if dist.is_initialized():
-            digest = hashlib.blake2b(self.sampler.subset.numpy().tobytes(), digest_size=8).hexdigest()
-            digests: list[str | None] = [None] * dist.get_world_size()
-            dist.all_gather_object(digests, digest)
-            if len(set(digests)) != 1:
-                raise RuntimeError(f"ranks hold different subsets after epoch {epoch}: {digests}")
+        same_on_all_ranks(self.sampler.subset, f"the subset after epoch {epoch}")
         return result
 
     def state_dict(self) -> dict:  # collective for DaR (syncs the loss table)
