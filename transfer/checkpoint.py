@@ -166,18 +166,32 @@ def load_backbone_weights(module: nn.Module, path: str | Path, classifier: Itera
     ``classifier`` names the module's own classifier modules (dropped from the checkpoint together with
     those of the checkpoint's timm arch, read from its meta). Logs the counts on success.
     """
+    report, meta = verify_backbone_weights(module, path, classifier, key_candidates, what)
+    apply_backbone_weights(module, report, path, meta, what)
+    return report
+
+
+def verify_backbone_weights(module: nn.Module, path: str | Path, classifier: Iterable[str] = (),
+                            key_candidates: Callable[[str], list[str]] = identity_keys,
+                            what: str | None = None) -> tuple[MatchReport, dict | None]:
+    """Read ``path`` and match it against ``module`` without touching the module; raise if it does not fit."""
     state, meta = read_backbone_checkpoint(path)
     report = check_fit(module.state_dict(), state, meta, classifier, key_candidates)
-    what = what or type(module).__name__
     if not report.ok:
+        what = what or type(module).__name__
         raise BackboneCheckpointError(f"backbone checkpoint {path} does not fit {what}: {report.summary()}")
+    return report, meta
+
+
+def apply_backbone_weights(module: nn.Module, report: MatchReport, path: str | Path, meta: Mapping | None,
+                           what: str | None = None) -> None:
+    """Copy a verified report's tensors into ``module`` and log the counts."""
     result = module.load_state_dict(report.matched, strict=False)
     # Our report and torch's must agree; a disagreement would mean a bug in the matching above.
     left = [k for k in result.missing_keys if not k.endswith(OPTIONAL_SUFFIXES)]
     assert not left and not result.unexpected_keys, (left, result.unexpected_keys)
-    _log(f"loaded backbone weights from {path} into {what}: {report.summary()}"
+    _log(f"loaded backbone weights from {path} into {what or type(module).__name__}: {report.summary()}"
          + (f" (meta: {describe_meta(meta)})" if meta else ""))
-    return report
 
 
 def check_fit(target: Mapping[str, torch.Tensor | torch.Size], state: Mapping[str, torch.Tensor],

@@ -1,0 +1,186 @@
+"""Train and test transfer (fine-tuning) configs of mmdet, mmseg and mmpose with mmengine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--backbone CKPT] [--data-root DIR] [--amp]
+                          [--resume [CKPT]] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+    python tools/test.py CONFIG CKPT [--work-dir DIR] [--out FILE.pkl] [--data-root DIR] [--cfg-options k=v ...]
+
+``tools/train.py`` dispatches here for configs whose ``default_scope`` is mmdet, mmseg or mmpose. Before
+a Runner is built, bad input stops with one ``error:`` line and exit code 2: a config of another scope,
+missing dataset files, a backbone checkpoint that is missing, not a state dict, or does not fit.
+Both commands leave ``metrics.json`` in the work dir (see :mod:`transfer.workdir`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mmengine.config import Config, DictAction
+
+from .checkpoint import BackboneCheckpointError, describe_meta, read_backbone_checkpoint
+from .preflight import (
+    PreflightError,
+    check_backbone,
+    check_data,
+    check_scope,
+    replace_data_root,
+    set_backbone_checkpoint,
+)
+from .workdir import MetricsJsonHook, git_revision, task_of
+
+LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+
+
+def _common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--work-dir", help="where logs, checkpoints and metrics.json go "
+                        "(default: work_dirs/<config name>)")
+    parser.add_argument("--data-root", help="the dataset folder to read instead of the config's data_root "
+                        "(e.g. data/tiny/coco or data/tiny/cityscapes), in every dataset and evaluator path")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                        help="override config entries, e.g. train_cfg.max_epochs=2")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def get_train_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser("tools/train.py (transfer)", add_help=add_help,
+                                     description="Fine-tune a detector, segmentor or pose model.")
+    parser.add_argument("config", help="mmdet/mmseg/mmpose config, e.g. configs/transfer/*.py")
+    parser.add_argument("--backbone", help="backbone weights to fine-tune from (published model, "
+                        "backbone.pth, pre-training checkpoint or timm state dict); 'none' = random init")
+    parser.add_argument("--amp", action="store_true", help="mixed-precision training")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
+                        help="resume from CKPT, or from the work dir's latest checkpoint if CKPT is omitted")
+    _common_args(parser)
+    return parser
+
+
+def get_test_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser("tools/test.py", add_help=add_help,
+                                     description="Evaluate a fine-tuned checkpoint; writes metrics.json.")
+    parser.add_argument("config", help="the config the checkpoint was trained with")
+    parser.add_argument("checkpoint", help="mmengine checkpoint of the whole model (e.g. epoch_12.pth)")
+    parser.add_argument("--out", help="also dump the raw predictions to this .pkl file")
+    _common_args(parser)
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> tuple[Config, str]:
+    """Config with the command-line edits applied; scope checked. Raises PreflightError."""
+    if not Path(args.config).is_file():
+        raise PreflightError(f"config file not found: {args.config}")
+    cfg = Config.fromfile(args.config)
+    scope = check_scope(cfg, args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        replace_data_root(cfg, args.data_root)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
+    cfg.launcher = args.launcher
+    if args.launcher != "none":
+        import torch
+
+        if not torch.cuda.is_available():  # NCCL (the toolboxes' default) needs GPUs
+            cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+    return cfg, scope
+
+
+def backbone_meta(path: str | None) -> dict | None:
+    """The meta of a backbone weights file (None where absent or unreadable)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return read_backbone_checkpoint(path)[1]
+    except BackboneCheckpointError:
+        return None
+
+
+def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backbone: str | None = None) -> int:
+    from mmengine.runner import Runner
+
+    from .backbones import pretrained_checkpoint
+
+    backbone = backbone or pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
+    meta = backbone_meta(backbone)
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(MetricsJsonHook(task_of(cfg), config_path, backbone, meta), priority="LOW")
+    Path(runner.work_dir, "git_rev.txt").write_text(git_revision() + "\n")
+    if meta:
+        runner.logger.info(f"backbone {backbone}: {describe_meta(meta)}")
+    if mode == "train":
+        runner.train()
+    else:
+        if out:
+            from mmengine.evaluator import DumpResults
+
+            runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
+        runner.test()
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    cfg, scope = load_config(args)
+    if args.backbone:
+        set_backbone_checkpoint(cfg, None if args.backbone.lower() == "none" else args.backbone)
+    if args.amp:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    if args.resume:
+        if args.resume != "auto" and not Path(args.resume).is_file():
+            raise PreflightError(f"--resume checkpoint not found: {args.resume}")
+        cfg.resume, cfg.load_from = True, None if args.resume == "auto" else args.resume
+    check_data(cfg, ("train_dataloader", "val_dataloader") if cfg.get("val_cfg") is not None
+               else ("train_dataloader",))
+    if not cfg.get("resume") and not cfg.get("load_from"):
+        check_backbone(cfg, scope)  # resuming or loading a whole model overrides the backbone anyway
+    return _run(cfg, args.config, "train")
+
+
+def test(args: argparse.Namespace) -> int:
+    cfg, _ = load_config(args)
+    if not Path(args.checkpoint).is_file():
+        raise PreflightError(f"checkpoint not found: {args.checkpoint}")
+    if args.out and not args.out.endswith((".pkl", ".pickle")):
+        raise PreflightError(f"--out must be a .pkl file, got {args.out}")
+    check_data(cfg, ("test_dataloader",))
+    cfg.load_from = args.checkpoint
+    # Report the backbone the checkpoint was fine-tuned from (its embedded config), not the config's.
+    return _run(cfg, args.config, "test", out=args.out, backbone=trained_backbone(args.checkpoint))
+
+
+def trained_backbone(checkpoint: str) -> str | None:
+    """The backbone checkpoint recorded in a fine-tuned checkpoint's embedded config (mmengine saves the
+    config text in ``meta['cfg']``), or None."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from .backbones import pretrained_checkpoint
+
+    try:
+        ckpt = _load_checkpoint(checkpoint, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - whatever torch.load raises, the file is unusable
+        raise PreflightError(f"{checkpoint} is not a readable checkpoint ({type(err).__name__})") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise PreflightError(f"{checkpoint} is not an mmengine checkpoint (no 'state_dict' entry)")
+    try:
+        cfg = Config.fromstring(ckpt["meta"]["cfg"], file_format=".py")
+        return pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
+    except Exception:  # noqa: BLE001 - an old or foreign checkpoint simply has no usable record
+        return None
+
+
+def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (PreflightError, BackboneCheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def train_main(argv: list[str]) -> int:
+    """Entry point of ``tools/train.py`` for transfer configs; argv[0] is the config path."""
+    return _main(train, get_train_parser(), argv)
+
+
+def test_main(argv: list[str]) -> int:
+    """Entry point of ``tools/test.py``."""
+    return _main(test, get_test_parser(), argv)

@@ -1,0 +1,16 @@
+"""mmpose glue: ``DarResNet`` (mmpose's own ResNet with verified weight loading) and the shared
+``TimmFeatureBackbone``, registered in mmpose's MODELS. Configs import it with
+``custom_imports = dict(imports=['transfer.mmpose'], allow_failed_imports=False)``.
+"""
+from mmpose.models.backbones import ResNet
+from mmpose.registry import MODELS
+
+from . import backbones  # noqa: F401  (registers TimmFeatureBackbone in all three toolboxes)
+from .backbones import VerifiedPretrainedMixin
+
+
+@MODELS.register_module()
+class DarResNet(VerifiedPretrainedMixin, ResNet):
+    """mmpose's ``ResNet`` unchanged (stem, ``frozen_stages``, ``norm_eval``, ``style``, dilation);
+    only ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` loads PATH through the verified loader.
+    timm's ResNet keys (``conv1``, ``bn1``, ``layer1.0.downsample.0``, ...) equal mmpose's."""

@@ -1,0 +1,16 @@
+"""mmseg glue: ``DarResNet`` (mmseg's own ResNet with verified weight loading) and the shared
+``TimmFeatureBackbone``, registered in mmseg's MODELS. Configs import it with
+``custom_imports = dict(imports=['transfer.mmseg'], allow_failed_imports=False)``.
+"""
+from mmseg.models.backbones import ResNet
+from mmseg.registry import MODELS
+
+from . import backbones  # noqa: F401  (registers TimmFeatureBackbone in all three toolboxes)
+from .backbones import VerifiedPretrainedMixin
+
+
+@MODELS.register_module()
+class DarResNet(VerifiedPretrainedMixin, ResNet):
+    """mmseg's ``ResNet`` unchanged (stem, ``frozen_stages``, ``norm_eval``, ``style``, dilation);
+    only ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` loads PATH through the verified loader.
+    timm's ResNet keys (``conv1``, ``bn1``, ``layer1.0.downsample.0``, ...) equal mmseg's."""
