@@ -1,0 +1,413 @@
+"""What the selection methods add to a training step, measured side by side in one process.
+
+    python bench/overhead.py                 # resnet18 at 224 px, b=8, 20 interleaved rounds (~10 min here)
+    python bench/overhead.py --quick         # tiny model and sizes, checks that everything runs (<1 min)
+
+(a) DaR step / uniform step: the same step with the per-sample loss recording of ``DaRSampler``;
+(b) online step / uniform step for each scoring resolution r̂, next to the analytic
+    1 + (b̄/b)(1/3)(r̂/r)² (``pretrain.cost.online_relative_cost_analytic``), with the scoring cost
+    broken into its parts (downsampling, scoring forward, rank-and-draw, gathering the b images);
+(c) the end-of-epoch DaR work at ImageNet scale (N = 1.28M): recording a whole epoch, ``Feed.end_epoch``
+    (gathering the loss table, the subset digest check, ``select_hardest``), in one process and in two
+    gloo ranks, and writing the ``selection/epoch_XXX.npz`` file -- against an ImageNet epoch time.
+
+The step is assembled from the engine's public pieces (``engine.Feed``, ``engine.build_scheduler``,
+``models.build_model``, timm's ``create_optimizer_v2``) and its body mirrors the loop body of
+``pretrain.engine.train`` line for line (the engine has no step function to call). Data loading is
+outside the timed region, so the ratios are relative to the compute step (the conservative choice).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+
+from pretrain.cost import online_relative_cost_analytic
+from pretrain.data import build_dataset
+from pretrain.engine import Env, Feed, build_scheduler
+from pretrain.models import build_model
+from pretrain.plan import make_plan
+from pretrain.selection.dar import select_hardest
+from pretrain.selection.distributed import scatter_into_table
+from pretrain.selection.online import OnlineParams, OnlineSelector, _downsample, score_losses, select_by_rank
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import fmt_ratio, interleaved, machine, repeat_time, summarize, table, timed, write_json  # noqa: E402
+
+IMAGENET_N = 1_281_167
+# Assumed ImageNet epoch times the end-of-epoch selection is compared with (the fast one is the stricter):
+EPOCH_ASSUMPTIONS = {
+    # 8 A100s with AMP + channels_last at ~2,500 img/s each (typical published ResNet-50 training rates)
+    "8xA100_resnet50_amp": IMAGENET_N / (8 * 2500),
+    # the thesis' uniform ResNet-50 baseline: 77 GPU-hours for 90 epochs on one V100 (Table 4.1)
+    "1xV100_resnet50_thesis": 77 * 3600 / 90,
+}
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Selection overheads relative to a uniform training step.",
+                                add_help=add_help)
+    p.add_argument("--arch", default="resnet18", help="timm model name (default resnet18)")
+    p.add_argument("--img-size", type=int, default=224, help="training resolution r")
+    p.add_argument("--batch-size", type=int, default=8, help="trained batch b")
+    p.add_argument("--pool-factor", type=int, default=2, help="online pool b̄ = factor x b (thesis default 2)")
+    p.add_argument("--resolutions", type=int, nargs="+", default=[64, 96, 128], help="scoring resolutions r̂")
+    p.add_argument("--reps", type=int, default=20, help="interleaved rounds (each runs every variant once)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)")
+    p.add_argument("--num-samples", type=int, default=IMAGENET_N, help="N for the end-of-epoch selection (c)")
+    p.add_argument("--record-batch", type=int, default=256, help="batch of the recording in (c)")
+    p.add_argument("--selection-reps", type=int, default=3, help="repetitions of (c)")
+    p.add_argument("--no-dist", action="store_true", help="skip the two-rank gloo measurement of (c)")
+    p.add_argument("--parts", nargs="+", default=["steps", "selection"], choices=["steps", "selection"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="work_dirs/bench/overhead.json", help="JSON results")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the script runs (<1 min)")
+    return p
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    args.arch, args.img_size, args.batch_size, args.resolutions = "test_resnet", 64, 8, [16, 32, 48]
+    args.reps, args.warmup, args.num_samples, args.selection_reps = 3, 1, 100_000, 1
+    if args.out == get_args_parser().get_default("out"):
+        args.out = "work_dirs/bench/overhead_quick.json"
+
+
+# -- (a), (b): steps ------------------------------------------------------------------------------------
+def config(args: argparse.Namespace, method: dict) -> dict:
+    """A resolved config as the engine receives it: the shipped digits data at the benchmark resolution."""
+    return {
+        "model": {"arch": args.arch},
+        "data": {"type": "digits", "img_size": args.img_size, "batch_size": args.batch_size, "num_workers": 0,
+                 "scale": (0.08, 1.0), "hflip": 0.5},
+        "optim": {"lr": 0.1, "lr_batch": 256, "momentum": 0.9, "weight_decay": 1e-4},
+        "schedule": {"epochs": 1000, "sched": "step", "milestones": [], "warmup_epochs": 0},
+        "method": method, "seed": args.seed, "runtime": {},
+    }
+
+
+class Stream:
+    """Endless batches of one ``engine.Feed``: epochs begin and end (``Feed.end_epoch``) as in the engine."""
+
+    def __init__(self, feed: Feed):
+        self.feed, self.epoch, self.it, self.steps = feed, 0, None, 0
+
+    def next(self):
+        while True:
+            if self.it is None:
+                self.epoch += 1
+                self.it, self.steps = iter(self.feed.begin(self.epoch)), self.feed.steps_in_epoch()
+            batch = next(self.it, None)
+            if batch is not None:
+                return batch
+            self.feed.end_epoch(self.epoch)
+            self.it = None
+
+
+class Harness:
+    """Model, optimizer, scheduler and scaler built as ``engine.train`` builds them; one step body."""
+
+    def __init__(self, args: argparse.Namespace):
+        env = Env()
+        cfg = config(args, {"type": "uniform"})
+        self.train_set = build_dataset(cfg["data"], "train", args.seed)
+        n = len(self.train_set)
+        plan = make_plan(cfg["method"], cfg["schedule"]["epochs"], n, batch_size=args.batch_size,
+                         img_size=args.img_size)
+        torch.manual_seed(args.seed)
+        self.model = build_model(args.arch, self.train_set.num_classes)
+        optim = cfg["optim"]
+        self.optimizer = create_optimizer_v2(self.model, "sgd", lr=optim["lr"] * args.batch_size / optim["lr_batch"],
+                                             momentum=optim["momentum"], weight_decay=optim["weight_decay"],
+                                             filter_bias_and_bn=False)
+        self.scheduler = build_scheduler(self.optimizer, cfg["schedule"], plan)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=False)  # the engine's scaler, off on the CPU
+        dar = {"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9}
+        online = {"type": "online", "pool_size": args.pool_factor * args.batch_size, "score_resolution": args.resolutions[0],
+                  "warmup_steps": 0, "cooldown_fraction": 0.0}
+        self.streams = {}
+        for name, method in (("uniform", {"type": "uniform"}), ("dar", dar), ("online", online)):
+            c = config(args, method)
+            p = make_plan(method, c["schedule"]["epochs"], n, batch_size=args.batch_size, img_size=args.img_size)
+            self.streams[name] = Stream(Feed(c, self.train_set, p, env))
+        self.selectors = {
+            r: OnlineSelector(OnlineParams(batch_size=args.batch_size, pool_size=args.pool_factor * args.batch_size,
+                                           score_resolution=r, beta=1.0, warmup_steps=0, cooldown_fraction=0.0),
+                              total_steps=10**9, seed=args.seed)
+            for r in args.resolutions
+        }
+        self.global_step, self.loss_sum = 0, 0.0
+        self.model.train()
+
+    def step(self, stream: str, selector: OnlineSelector | None = None) -> float:
+        """One training step of ``stream``'s next batch; returns its seconds (data loading excluded)."""
+        feed_stream = self.streams[stream]
+        images, targets, indices = feed_stream.next()
+        feed = feed_stream.feed
+        t0 = time.perf_counter()
+        # -- the body of the engine's training loop (pretrain/engine.py, `for images, targets, indices`) --
+        self.scheduler.step(feed_stream.epoch - 1 + (self.global_step % feed_stream.steps) / feed_stream.steps)
+        if selector is not None:
+            images, targets, picked = selector.select(self.model, images, targets, self.global_step)
+            indices = indices[picked]
+        logits = self.model(images)
+        losses = F.cross_entropy(logits.float(), targets, reduction="none")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses.mean()).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        feed.record(indices, losses.detach())
+        self.loss_sum += losses.detach().sum().item()
+        # ---------------------------------------------------------------------------------------------
+        self.global_step += 1
+        return time.perf_counter() - t0
+
+
+def measure_steps(args: argparse.Namespace) -> dict:
+    h = Harness(args)
+    variants = {"uniform": ("uniform", None), "dar": ("dar", None)}
+    variants.update({f"online_r{r}": ("online", h.selectors[r]) for r in args.resolutions})
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    rounds = interleaved(list(variants), args.warmup + args.reps, args.seed)
+    for i, order in enumerate(rounds):
+        for name in order:
+            t = h.step(*variants[name])
+            if i >= args.warmup:
+                times[name].append(t)
+        print(f"round {i + 1}/{len(rounds)}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in order if times[k]),
+              flush=True)
+    u = np.asarray(times["uniform"])
+    b, pool, r = args.batch_size, args.pool_factor * args.batch_size, args.img_size
+    result = {"step_s": {k: summarize(v) for k, v in times.items()},
+              "dar_ratio": summarize(np.asarray(times["dar"]) / u), "online": {}}
+    for res in args.resolutions:
+        analytic = online_relative_cost_analytic(b, pool, res, r)
+        result["online"][res] = {"ratio": summarize(np.asarray(times[f"online_r{res}"]) / u), "analytic": analytic}
+    result["components"] = profile_components(h, args)
+    return result
+
+
+def _forward(model: torch.nn.Module, x: torch.Tensor, train_mode: bool) -> None:
+    """A no-grad forward in eval mode, or in train mode (BatchNorm on batch statistics)."""
+    with torch.no_grad():
+        model.train(train_mode)
+        model(x)
+        model.train()
+
+
+def profile_components(h: Harness, args: argparse.Namespace) -> dict:
+    """Per-call seconds of the pieces that make up the overheads, interleaved like the steps."""
+    b = args.batch_size
+    images, targets, _ = h.streams["online"].next()
+    model = h.model
+    scratch = copy.deepcopy(model)  # train-mode forwards update BN statistics: keep them off the real model
+    gen = torch.Generator().manual_seed(0)
+    calls = {"forward_b_r_eval": partial(_forward, model, images[:b], False)}
+    for res, sel in h.selectors.items():
+        small = _downsample(images, res)
+        picked = select_by_rank(score_losses(model, images, targets, res), b, 1.0, gen)
+        calls.update({
+            f"r{res}/select_total": partial(sel.select, model, images, targets, 0),
+            f"r{res}/downsample": partial(_downsample, images, res),
+            f"r{res}/score_losses": partial(score_losses, model, images, targets, res),
+            f"r{res}/forward_eval": partial(_forward, model, small, False),
+            f"r{res}/forward_batchstats": partial(_forward, scratch, small, True),
+            f"r{res}/select_by_rank": partial(select_by_rank, torch.rand(images.shape[0]), b, 1.0, gen),
+            f"r{res}/gather_b": partial(lambda i, t, p: (i[p], t[p]), images, targets, picked),
+        })
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for i, order in enumerate(interleaved(list(calls), args.warmup + args.reps, args.seed + 1)):
+        for k in order:
+            t = timed(calls[k])
+            if i >= args.warmup:
+                times[k].append(t)
+    out: dict = {k: summarize(v) for k, v in times.items()}
+    # DaR's per-step bookkeeping, on a sampler of the benchmark dataset and of ImageNet size
+    for n in (len(h.train_set), IMAGENET_N):
+        out[f"dar_record_N{n}"] = summarize(repeat_time(record_caller(dar_feed(n, b, 1, 0), b), min(150, n // b - 2)))
+    uni = Feed(config(args, {"type": "uniform"}), h.train_set,
+               make_plan({"type": "uniform"}, 1000, len(h.train_set)), Env())
+    out["uniform_record"] = summarize(repeat_time(partial(uni.record, torch.arange(b), torch.rand(b)), 150))
+    return out
+
+
+def record_caller(feed: Feed, b: int):
+    """A function that records the sampler's next ``b`` indices with random losses, as the engine does."""
+    order, losses, pos = torch.as_tensor(list(iter(feed.sampler))), torch.rand(b), [0]
+
+    def call() -> None:
+        feed.record(order[pos[0]:pos[0] + b], losses)
+        pos[0] += b
+
+    return call
+
+
+# -- (c): end-of-epoch selection at ImageNet scale ------------------------------------------------------
+def dar_feed(n: int, batch: int, world: int, rank: int) -> Feed:
+    cfg = {"data": {"batch_size": batch, "num_workers": 0}, "seed": 0,
+           "method": {"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9}}
+    feed = Feed(cfg, None, make_plan(cfg["method"], 2, n), Env(rank=rank, world=world))
+    feed.sampler.set_epoch(1)  # what Feed.begin does, minus the dataset and the loader
+    feed.sampler.set_start(0)
+    return feed
+
+
+def one_selection(n: int, batch: int, world: int = 1, rank: int = 0, save_dir: str | None = None) -> dict:
+    """Record a whole epoch of synthetic losses, then time ``Feed.end_epoch`` (and the npz write)."""
+    feed = dar_feed(n, batch, world, rank)
+    order = torch.as_tensor(list(iter(feed.sampler)))
+    losses = torch.rand(order.numel(), generator=torch.Generator().manual_seed(rank))
+    t0 = time.perf_counter()
+    for i in range(0, order.numel(), batch):
+        feed.record(order[i:i + batch], losses[i:i + batch])
+    record_s = time.perf_counter() - t0
+    if dist.is_initialized():
+        dist.barrier()
+    t0 = time.perf_counter()
+    result = feed.end_epoch(1)
+    end_s = time.perf_counter() - t0
+    out = {"record_epoch_s": record_s, "record_calls": -(-order.numel() // batch), "end_epoch_s": end_s,
+           "kept": int(result["kept"].sum())}
+    if save_dir is not None:
+        t0 = time.perf_counter()
+        np.savez(Path(save_dir) / "epoch_001.npz", losses=result["losses"].astype(np.float32), kept=result["kept"])
+        out["savez_s"] = time.perf_counter() - t0
+    return out
+
+
+def _dist_worker(rank: int, world: int, port: int, n: int, batch: int, reps: int, out_file: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        results = [one_selection(n, batch, world, rank) for _ in range(reps)]
+        ends = torch.tensor([r["end_epoch_s"] for r in results], dtype=torch.float64)
+        dist.all_reduce(ends, op=dist.ReduceOp.MAX)  # the slower rank decides
+        if rank == 0:
+            import json
+            Path(out_file).write_text(json.dumps({"end_epoch_s": ends.tolist(),
+                                                  "record_epoch_s": [r["record_epoch_s"] for r in results]}))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure_selection(args: argparse.Namespace) -> dict:
+    n, batch = args.num_samples, args.record_batch
+    t_pure = repeat_time(lambda: select_hardest(torch.arange(n), torch.rand(n), 0.9), args.selection_reps)
+    shuffled = torch.randperm(n)  # gathered records arrive in epoch order
+    t_scatter = repeat_time(lambda: scatter_into_table(torch.full((n,), float("nan")), shuffled, torch.rand(n)),
+                            args.selection_reps)
+    with tempfile.TemporaryDirectory() as tmp:
+        single = [one_selection(n, batch, save_dir=tmp) for _ in range(args.selection_reps)]
+        two = None
+        if not args.no_dist:
+            out_file = str(Path(tmp) / "dist.json")
+            mp.spawn(_dist_worker, args=(2, free_port(), n, batch, args.selection_reps, out_file), nprocs=2)
+            import json
+            two = json.loads(Path(out_file).read_text())
+    end1 = summarize([s["end_epoch_s"] for s in single])
+    res = {
+        "num_samples": n, "record_batch": batch,
+        "select_hardest_s": summarize(t_pure), "scatter_into_table_s": summarize(t_scatter),
+        "single": {"end_epoch_s": end1, "record_epoch_s": summarize([s["record_epoch_s"] for s in single]),
+                   "record_per_call_s": summarize([s["record_epoch_s"] / s["record_calls"] for s in single]),
+                   "savez_s": summarize([s["savez_s"] for s in single])},
+        "two_ranks_gloo": None if two is None else {
+            "end_epoch_s": summarize(two["end_epoch_s"]), "record_epoch_s": summarize(two["record_epoch_s"])},
+        "epoch_assumptions_s": EPOCH_ASSUMPTIONS,
+    }
+    worst = max(end1["median"], res["two_ranks_gloo"]["end_epoch_s"]["median"] if two else 0.0)
+    worst += res["single"]["savez_s"]["median"]
+    res["fraction_of_epoch"] = {k: worst / v for k, v in EPOCH_ASSUMPTIONS.items()}
+    return res
+
+
+# -- report ---------------------------------------------------------------------------------------------
+def report(res: dict, args: argparse.Namespace) -> str:
+    lines = [f"machine: {res['machine']['cpu']}, {res['machine']['cpu_count']} cores, "
+             f"load {res['machine']['load_avg_1_5_15']}, torch threads {args.threads}, {res['machine']['date_utc']}"]
+    if "steps" in res:
+        s = res["steps"]
+        pool = args.pool_factor * args.batch_size
+        lines.append(f"\n{args.arch} at {args.img_size} px, b={args.batch_size}, b̄={pool}, {args.reps} interleaved rounds; "
+                     f"uniform step {s['step_s']['uniform']['median']:.3f} s (median)")
+        rows = [["(a) DaR / uniform", fmt_ratio(s["dar_ratio"], 4), "1.0000", "<= 1.01"]]
+        for r, o in s["online"].items():
+            over, ana = o["ratio"]["median"] - 1, o["analytic"] - 1
+            rows.append([f"(b) online r̂={r} / uniform", fmt_ratio(o["ratio"]), f"{o['analytic']:.3f}",
+                         f"measured/analytic overhead {over / ana:.2f}"])
+        lines.append(table(["ratio", "median [q1, q3]", "analytic", "goal / note"], rows))
+        c = s["components"]
+        rec = c[f"dar_record_N{IMAGENET_N}"]["median"]
+        lines.append(f"DaR record() per step: {1e6 * rec:.0f} µs at N=1.28M "
+                     f"({100 * rec / s['step_s']['uniform']['median']:.3f}% of the uniform step); "
+                     f"uniform Feed.record {1e6 * c['uniform_record']['median']:.1f} µs")
+        u = s["step_s"]["uniform"]["median"]
+        rows = []
+        for r in args.resolutions:
+            g = {k.split("/")[1]: v["median"] for k, v in c.items() if k.startswith(f"r{r}/")}
+            meas = s["online"][r]["ratio"]["median"] - 1
+            rows.append([r, f"{100 * meas:.1f}", f"{100 * (s['online'][r]['analytic'] - 1):.1f}",
+                         f"{100 * g['select_total'] / u:.1f}", f"{100 * g['downsample'] / u:.1f}",
+                         f"{100 * g['forward_eval'] / u:.1f}", f"{100 * g['forward_batchstats'] / u:.1f}",
+                         f"{100 * g['score_losses'] / u:.1f}", f"{100 * (g['select_by_rank'] + g['gather_b']) / u:.2f}"])
+        lines.append("online overhead, % of the uniform step: measured (step ratio), analytic, and the parts of "
+                     "OnlineSelector.select timed alone")
+        lines.append(table(["r̂", "measured", "analytic", "select()", "downsample", "fwd eval-BN",
+                            "fwd batch-stat BN", "score_losses", "rank+draw+gather"], rows))
+        fwd = c["forward_b_r_eval"]["median"] / s["step_s"]["uniform"]["median"]
+        lines.append(f"forward (eval, b at r) / training step = {fwd:.3f} (the analytic formula assumes 1/3)")
+    if "selection" in res:
+        c = res["selection"]
+        lines.append(f"\n(c) N={c['num_samples']}: select_hardest {c['select_hardest_s']['median']:.3f} s, "
+                     f"scatter_into_table {c['scatter_into_table_s']['median']:.3f} s; "
+                     f"Feed.end_epoch {c['single']['end_epoch_s']['median']:.3f} s (1 process)"
+                     + (f", {c['two_ranks_gloo']['end_epoch_s']['median']:.3f} s (2 gloo ranks)" if c["two_ranks_gloo"] else "")
+                     + f"; npz write {c['single']['savez_s']['median']:.3f} s; recording the epoch "
+                     f"{c['single']['record_epoch_s']['median']:.2f} s in {c['record_batch']}-sample calls")
+        for k, v in c["fraction_of_epoch"].items():
+            lines.append(f"    vs an ImageNet epoch of {EPOCH_ASSUMPTIONS[k]:.0f} s ({k}): {100 * v:.3f}%")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.quick:
+        apply_quick(args)
+    if any(r > args.img_size for r in args.resolutions):
+        print(f"error: scoring resolutions {args.resolutions} must not exceed --img-size {args.img_size}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    res: dict = {"args": vars(args), "machine": machine()}
+    if "steps" in args.parts:
+        res["steps"] = measure_steps(args)
+    if "selection" in args.parts:
+        res["selection"] = measure_selection(args)
+    res["machine_after"] = machine()["load_avg_1_5_15"]
+    text = report(res, args)
+    res["report"] = text
+    print(text)
+    print(f"results: {write_json(args.out, res)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
