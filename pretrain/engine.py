@@ -10,10 +10,7 @@ Distributed: torchrun / slurm environment, gloo on CPU and NCCL on GPU; the samp
 """
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
-import math
 import os
 import sys
 import time
@@ -27,16 +24,16 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .cost import TRAIN_FLOPS_PER_FORWARD, forward_flops
 from .data import DataError, build_dataset
+from .feed import Feed, loader
 from .models import build_model
-from .plan import Plan, budget, dar_params, make_plan, online_params, online_steps_per_epoch
-from .selection.online import OnlineSelector
-from .selection.samplers import build_sampler, derive_seed
+from .plan import Plan, make_plan
+from .selection.samplers import derive_seed
 
 
 @dataclass
@@ -84,17 +81,6 @@ def first_error(message: str | None) -> str | None:
     return next((m for m in messages if m), None)
 
 
-def same_on_all_ranks(tensor: torch.Tensor, what: str) -> None:
-    """Raise on every rank unless all ranks hold the same ``tensor`` (collective; compares digests)."""
-    if not dist.is_initialized():
-        return
-    digest = hashlib.blake2b(tensor.cpu().numpy().tobytes(), digest_size=8).hexdigest()
-    digests: list[str | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(digests, digest)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"ranks disagree on {what}: digests {digests}")
-
-
 def all_sum(values: list[float], env: Env) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=env.device)
     if dist.is_initialized():
@@ -122,112 +108,16 @@ def build_scheduler(optimizer, schedule: dict, plan: Plan):
     raise ValueError(f"schedule.sched must be 'step' or 'cosine', got {kind!r}")
 
 
-class FoldTailBatchSampler(BatchSampler):
-    """Batches of ``batch_size``; a last batch of a single sample joins the one before it.
-
-    BatchNorm cannot train on one sample, and dropping it would leave it untrained (and unscored by
-    DaR) for the epoch; every other batch keeps its size, so mid-epoch positions stay ``step * b``.
-    """
-
-    def __iter__(self):
-        batches = super().__iter__()
-        prev = next(batches, None)
-        for batch in batches:
-            if len(batch) == 1:
-                batch, prev = prev + batch, None
-            if prev is not None:
-                yield prev
-            prev = batch
-        if prev is not None:
-            yield prev
-
-    def __len__(self) -> int:
-        return fold_tail_batches(len(self.sampler), self.batch_size)
-
-
-def fold_tail_batches(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size) - (1 if n > 1 and n % batch_size == 1 else 0)
-
-
-def loader(dataset, batch_size: int, sampler, workers: int, seed: int, drop_last: bool = False) -> DataLoader:
-    # an explicit generator: creating the iterator must not draw from the global RNG (exact resume)
-    common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(),
-                  generator=torch.Generator().manual_seed(seed))
-    if sampler is None or drop_last:
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
-    return DataLoader(dataset, batch_sampler=FoldTailBatchSampler(sampler, batch_size, False), **common)
-
-
-class Feed:
-    """Batches for the engine: one pass of a subset sampler per epoch, or pools for online selection."""
-
-    def __init__(self, cfg: dict, train_set, plan: Plan, env: Env):
-        data, method, seed = cfg["data"], cfg["method"], cfg["seed"]
-        self.train_set, self.b, self.workers, self.seed = train_set, data["batch_size"], data.get("num_workers", 0), seed
-        self.online = method["type"] == "online"
-        kind = {"shortened": "uniform", "online": "uniform"}.get(method["type"], method["type"])
-        kwargs: dict = dict(seed=seed, num_replicas=env.world, rank=env.rank)
-        if kind in ("dar", "dar_random"):
-            kwargs["params"] = dar_params(method, plan.epochs)
-        if kind == "fixed_subset":
-            kwargs["fraction"] = budget(method, plan.ref_epochs, plan.num_samples)
-        self.sampler = build_sampler(kind, plan.num_samples, **kwargs)
-        self.selector = None
-        if self.online:
-            params = online_params(method, self.b, data["img_size"])
-            self.pool = params.pool_size
-            self.steps = online_steps_per_epoch(plan.num_samples, self.b, env.world)
-            self.selector = OnlineSelector(params, plan.epochs * self.steps, seed, rank=env.rank)
-            self.stream = {"pass": 1, "position": 0}  # where in the reshuffled passes the next pool starts
-        self.position = 0  # samples of the current epoch trained on this rank (subset methods)
-
-    def steps_in_epoch(self) -> int:
-        return self.steps if self.online else fold_tail_batches(self.sampler.per_rank, self.b)
-
-    def begin(self, epoch: int, position: int = 0):
-        """Iterator over this epoch's (remaining) batches of ``(images, targets, indices)``."""
-        if self.online:
-            return itertools.islice(self._pools(), self.steps - position)
-        self.sampler.set_epoch(epoch)
-        self.sampler.set_start(position)
-        self.position = position
-        self.train_set.set_epoch(epoch)
-        return iter(loader(self.train_set, self.b, self.sampler, self.workers, derive_seed(self.seed, "loader", epoch)))
-
-    def _pools(self):
-        while True:
-            self.sampler.set_epoch(self.stream["pass"])
-            self.sampler.set_start(self.stream["position"])
-            self.train_set.set_epoch(self.stream["pass"])
-            seed = derive_seed(self.seed, "loader", self.stream["pass"])
-            for batch in loader(self.train_set, self.pool, self.sampler, self.workers, seed, drop_last=True):
-                self.stream["position"] += self.pool
-                yield batch
-            self.stream = {"pass": self.stream["pass"] + 1, "position": 0}
-
-    def record(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        if not self.online:
-            self.sampler.record(indices, losses)
-            self.position += indices.numel()
-
-    def end_epoch(self, epoch: int) -> dict:
-        """Apply the sampler's end-of-epoch rule (collective) and check every rank holds the same subset."""
-        if self.online:
-            return {}
-        result = self.sampler.end_epoch(epoch)
-        same_on_all_ranks(self.sampler.subset, f"the subset after epoch {epoch}")
-        return result
-
-    def state_dict(self) -> dict:  # collective for DaR (syncs the loss table)
-        if self.online:
-            return {"stream": dict(self.stream)}
-        return {"sampler": self.sampler.state_dict(), "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.online:
-            self.stream = dict(state["stream"])
-        else:
-            self.sampler.load_state_dict(state["sampler"])
+def train_step(net, optimizer, scaler, images, targets, amp: torch.dtype | None, label_smoothing: float = 0.0):
+    """One SGD step on the mean of the per-sample losses; returns those losses, detached."""
+    with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
+        logits = net(images)
+    losses = F.cross_entropy(logits.float(), targets, reduction="none", label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses.mean()).backward()  # a no-op scale unless fp16
+    scaler.step(optimizer)
+    scaler.update()
+    return losses.detach()
 
 
 def evaluate(model, val_set, env: Env, batch_size: int, workers: int) -> tuple[float, float]:
@@ -294,7 +184,7 @@ def train(cfg: dict, env: Env, work_dir: str | Path, resume: dict | None = None,
                                     filter_bias_and_bn=optim.get("filter_bias_and_bn", False))
     scheduler = build_scheduler(optimizer, cfg["schedule"], plan)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-    feed = Feed(cfg, train_set, plan, env)
+    feed = Feed(cfg, train_set, plan, env.world, env.rank)
     score_r = feed.selector.params.score_resolution if feed.selector else 0
     sel_fwd = forward_flops(model, (1, 3, score_r, score_r)) if feed.selector else 0.0
     torch.manual_seed(derive_seed(cfg["seed"], "train", env.rank))
@@ -344,7 +234,7 @@ def train(cfg: dict, env: Env, work_dir: str | Path, resume: dict | None = None,
             acc = {"loss_sum": 0.0, "count": 0, "scored": 0, "wall_s": 0.0}
         batches = feed.begin(epoch, prog["step_in_epoch"] * (1 if feed.online else b))
         steps = feed.steps_in_epoch()
-        trained_epoch = plan.sizes[epoch - 1] if not feed.online else steps * b * env.world
+        trained_epoch = feed.sampler.subset_size if not feed.online else steps * b * env.world
         kept = trained_epoch / n if not feed.online else b / feed.pool  # online: trained / scored pool
         bar = tqdm(total=steps, initial=prog["step_in_epoch"], disable=not env.main, leave=False,
                    desc=f"epoch {epoch}/{plan.epochs}", dynamic_ncols=True,
@@ -360,16 +250,9 @@ def train(cfg: dict, env: Env, work_dir: str | Path, resume: dict | None = None,
                 acc["scored"] += feed.pool if feed.selector.active(prog["global_step"]) else 0
             if cuda and rt.get("channels_last", True):
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(env.device.type, dtype=amp, enabled=amp is not None):
-                logits = net(images)
-            losses = F.cross_entropy(logits.float(), targets, reduction="none",
-                                     label_smoothing=optim.get("label_smoothing", 0.0))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses.mean()).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            feed.record(indices, losses.detach())
-            acc["loss_sum"] += losses.detach().sum().item()  # a sync point; cheap next to a step
+            losses = train_step(net, optimizer, scaler, images, targets, amp, optim.get("label_smoothing", 0.0))
+            feed.record(indices, losses)
+            acc["loss_sum"] += losses.sum().item()  # a sync point; cheap next to a step
             acc["count"] += losses.numel()
             prog["step_in_epoch"] += 1
             prog["global_step"] += 1
@@ -387,8 +270,8 @@ def train(cfg: dict, env: Env, work_dir: str | Path, resume: dict | None = None,
         result = feed.end_epoch(epoch)
         if env.main and result.get("drop"):
             (work_dir / "selection").mkdir(exist_ok=True)
-            losses_all = result["losses"].astype(np.float32)
-            np.savez(work_dir / "selection" / f"epoch_{epoch:03d}.npz", losses=losses_all, kept=result["kept"])
+            np.savez(work_dir / "selection" / f"epoch_{epoch:03d}.npz", losses=result["losses"].astype(np.float32),
+                     kept=result["kept"])
         loss_sum, count, scored = all_sum([acc["loss_sum"], acc["count"], acc["scored"]], env)
         if feed.online and scored == 0:
             kept = 1.0  # a warm-up / cool-down epoch: nothing scored, every loaded batch trained

@@ -55,7 +55,7 @@ def test_two_ranks_train_dar_with_one_subset(tmp_path):
 
 CHECK_WORKER = """
 import sys, torch, torch.distributed as dist
-from pretrain.engine import same_on_all_ranks
+from pretrain.feed import same_on_all_ranks
 rank, port = int(sys.argv[1]), sys.argv[2]
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
 same_on_all_ranks(torch.arange(5), "equal tensors")
