@@ -68,6 +68,9 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    if not spec.launch.is_main_node:
+        print(f"node {spec.launch.node_rank}: all stages done; node 0 writes the report", file=sys.stderr)
+        return 0
     command = "python tools/pipeline.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     report, tables = write_report(spec, runner.stages, runner.work_dirs(), command, wall)
     print(tables)

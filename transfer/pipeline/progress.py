@@ -2,11 +2,13 @@
 
 On a terminal: a tqdm bar over the stages whose postfix follows the running child's output. Elsewhere (CI,
 a log file): plain lines -- one when a stage starts and ends, and a heartbeat with the child's latest line
-every ``heartbeat_s`` -- instead of a stream of carriage returns.
+every ``heartbeat_s`` -- instead of a stream of carriage returns. A ticker thread keeps the display
+moving while a child is silent.
 """
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -19,7 +21,8 @@ def fmt_s(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, heartbeat_s: float = 60.0):
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, heartbeat_s: float = 60.0,
+                 tick: bool = True):
         self.stream = stream or sys.stderr
         self.total, self.done, self.enabled = total, 0, enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -27,7 +30,16 @@ class Progress:
         self.bar = tqdm(total=total, unit="stage", file=self.stream, dynamic_ncols=True,
                         bar_format="{desc} |{bar:12}| {n_fmt}/{total_fmt} [{elapsed}] {postfix}") if self.tty else None
         self.t0 = self.stage_t0 = self._last = time.monotonic()
-        self.label = ""
+        self.label, self.latest = "", ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        if enabled and tick:
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(max(0.1, min(self.interval, 5.0))):
+            self.line(None)
 
     def _print(self, text: str) -> None:
         if self.bar is not None:
@@ -39,31 +51,38 @@ class Progress:
         return f"[{self.done + 1}/{self.total}]"
 
     def begin(self, label: str) -> None:
-        self.label = label
-        self.stage_t0 = self._last = time.monotonic()
+        with self._lock:
+            self.label, self.latest = label, ""
+            self.stage_t0 = self._last = time.monotonic()
         if self.bar is not None:
             self.bar.set_description_str(f"{self._prefix()} {label}", refresh=False)
             self.bar.set_postfix_str("", refresh=True)
         else:
             self._print(f"{self._prefix()} {label} ... (total {fmt_s(self.elapsed())})")
 
-    def line(self, text: str) -> None:
-        """The running stage's latest output line: shown at most once per interval."""
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
-        status = f"{fmt_s(now - self.stage_t0)} | {text[:90]}"
-        if self.bar is not None:
-            self.bar.set_postfix_str(status, refresh=True)
-        else:
-            self._print(f"{self._prefix()} {self.label}: {status}")
+    def line(self, text: str | None) -> None:
+        """Record the running stage's latest output line; show it at most once per interval
+        (``None``: no new output, just the clock)."""
+        with self._lock:
+            if text is not None:
+                self.latest = text
+            now = time.monotonic()
+            if not self.label or now - self._last < self.interval:
+                return
+            self._last = now
+            status = f"{fmt_s(now - self.stage_t0)} | {self.latest[:90]}"
+            if self.bar is not None:
+                self.bar.set_postfix_str(status, refresh=True)
+            else:
+                self._print(f"{self._prefix()} {self.label}: {status}")
 
     def end(self, message: str) -> None:
-        self._print(f"{self._prefix()} {message} (total {fmt_s(self.elapsed())})")
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
+        with self._lock:
+            self._print(f"{self._prefix()} {message} (total {fmt_s(self.elapsed())})")
+            self.done += 1
+            self.label = ""
+            if self.bar is not None:
+                self.bar.update(1)
 
     def stage_seconds(self) -> float:
         return time.monotonic() - self.stage_t0
@@ -72,5 +91,8 @@ class Progress:
         return time.monotonic() - self.t0
 
     def close(self) -> None:
+        self._stop.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
         if self.bar is not None:
             self.bar.close()

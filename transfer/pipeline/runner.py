@@ -17,6 +17,7 @@ from transfer.results import load_pretrain_run
 from .progress import Progress, fmt_s
 from .spec import PipelineError, PipelineSpec
 from .stages import (
+    TOOLS,
     Layout,
     Stage,
     digest,
@@ -24,7 +25,6 @@ from .stages import (
     last_checkpoint,
     plan,
     pretrain_command,
-    python_tool,
     read_marker,
     run_logged,
     tail,
@@ -111,6 +111,10 @@ class Runner:
                     progress.end(f"{label(stage)}: done earlier, skipped")
                     continue
                 progress.begin(label(stage))
+                if not self.spec.launch.is_main_node:  # torchrun across nodes: node 0 writes everything
+                    self.follow(stage, progress)
+                    progress.end(f"{label(stage)} done on node 0 in {fmt_s(progress.stage_seconds())}")
+                    continue
                 outputs = self.execute(stage, progress)
                 self.timings[stage.id] = progress.stage_seconds()
                 write_marker(self.layout.marker(stage), {
@@ -122,6 +126,23 @@ class Runner:
             progress.close()
         return progress.elapsed()
 
+    def follow(self, stage: Stage, progress: Progress, wait_s: float = 1800.0) -> None:
+        """On a node other than 0: join the stage's torchrun (publishing is node 0's alone), then wait for
+        node 0's marker, so that every node starts the next stage together."""
+        if stage.kind != "publish":
+            dep = self.dependency(stage)
+            outs = (read_marker(self.layout.marker(dep)) or {}).get("outputs", {}) if dep else {}
+            cmd = {"pretrain": lambda: pretrain_command(self.spec, self.layout, stage),
+                   "finetune": lambda: finetune_command(self.spec, self.layout, stage, Path(outs["published"])),
+                   "test": lambda: test_command(self.spec, self.layout, stage, Path(outs["checkpoint"]))}[stage.kind]()
+            log = self.layout.log(stage).with_suffix(f".node{self.spec.launch.node_rank}.log")
+            self._run(stage, cmd.full, log, progress)
+        deadline = time.monotonic() + wait_s
+        while not self.done(stage):
+            if time.monotonic() > deadline:
+                raise StageFailed(stage, f"{label(stage)}: node 0 wrote no marker within {wait_s:.0f} s")
+            time.sleep(2.0)
+
     def data_needed(self) -> bool:
         td = self.spec.tiny_data
         return bool(td) and bool(self.spec.tasks) and not (Path(td["root"]) / "meta.json").is_file()
@@ -129,7 +150,7 @@ class Runner:
     def make_data(self, progress: Progress) -> None:
         td = self.spec.tiny_data
         log = self.layout.root / "logs" / "tiny_data.log"
-        argv = python_tool("make_tiny_data.py", str(td["root"]), *map(str, td.get("args", [])))
+        argv = [sys.executable, str(TOOLS / "make_tiny_data.py"), str(td["root"]), *map(str, td.get("args", []))]
         self._run(Stage("data", "tiny", 0), argv, log, progress)
 
     def _run(self, stage: Stage, argv: list[str], log: Path, progress: Progress) -> None:
@@ -164,7 +185,7 @@ class Runner:
                 raise StageFailed(stage, f"{label(stage)} exited 0 but {work} has no last_checkpoint", log)
             return {"checkpoint": str(ckpt)}
         started = time.time()
-        self._run(stage, test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).argv, log, progress)
+        self._run(stage, test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).full, log, progress)
         metrics = work / "metrics.json"
         # validation during fine-tuning may have written one already: the test must have rewritten it
         if not metrics.is_file() or metrics.stat().st_mtime < started - 1:

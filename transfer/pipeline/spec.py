@@ -14,11 +14,12 @@ from typing import Any
 
 from mmengine.config import Config
 
+from .errors import PipelineError
+from .launch import Launch
+
 TASK_SCOPES = {"det": "mmdet", "ins": "mmdet", "pose": "mmpose", "seg": "mmseg"}
 
 
-class PipelineError(ValueError):
-    """A pipeline config or state that cannot run; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,13 @@ class PipelineSpec:
     tasks: tuple[TaskSpec, ...]
     seeds: tuple[int, ...]  # pre-training seeds
     transfer_seeds: tuple[int, ...]  # which pre-training seeds are fine-tuned (a subset of seeds)
+    transfer_methods: tuple[str, ...] = ()  # which methods are fine-tuned (empty: all)
     seed_key: str = "seed"  # pre-training config key of the seed
     arch: str | None = None  # backbone for every method (pre-training config key model.arch)
     pretrain_cfg_options: dict[str, Any] = field(default_factory=dict)
     transfer_cfg_options: dict[str, Any] = field(default_factory=dict)
     tiny_data: dict[str, Any] | None = None  # {"root": ..., "args": [...]}: generated when missing
+    launch: Launch = field(default_factory=Launch)
 
     def method(self, name: str) -> MethodSpec:
         return next(m for m in self.methods if m.name == name)
@@ -92,9 +95,16 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
     if seeds is not None:
         seed_list = [int(s) for s in _csv(seeds) or []]
         tseeds = [s for s in tseeds if s in seed_list] or seed_list[:1]
+    tmethods = q.get("transfer_methods") if quick and "transfer_methods" in q else d.get("transfer_methods")
+    names = [m.name for m in m_specs]
+    unknown = [n for n in tmethods or [] if n not in [m["name"] for m in d["methods"]]]
+    if unknown:
+        raise PipelineError(f"transfer_methods names {unknown[0]!r}, which is not among the methods")
+    # a method subset on the command line wins over the config's transfer_methods
+    tmethods = [n for n in (tmethods or names) if n in names] if methods is None else names
     return PipelineSpec(Path(report_dir or d["report_dir"]), tuple(m_specs), tuple(t_specs), tuple(seed_list),
-                        tuple(tseeds), d.get("seed_key", "seed"), d.get("arch"), pre_opts, tra_opts,
-                        d.get("tiny_data"))
+                        tuple(tseeds), tuple(tmethods), d.get("seed_key", "seed"), d.get("arch"), pre_opts,
+                        tra_opts, d.get("tiny_data"), Launch.from_config(d.get("launch")))
 
 
 def _subset(items: list, wanted: list[str] | None, what: str, name) -> list:

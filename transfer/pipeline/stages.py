@@ -6,12 +6,12 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .spec import PipelineSpec
+from .launch import Launch
+from .spec import PipelineError, PipelineSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
@@ -37,6 +37,8 @@ def plan(spec: PipelineSpec) -> list[Stage]:
             stages += [Stage("pretrain", m.name, s), Stage("publish", m.name, s)]
     for t in spec.tasks:
         for m in spec.methods:
+            if spec.transfer_methods and m.name not in spec.transfer_methods:
+                continue
             for s in spec.transfer_seeds:
                 stages += [Stage("finetune", m.name, s, t.task), Stage("test", m.name, s, t.task)]
     return stages
@@ -69,18 +71,20 @@ class Layout:
 
 
 def options_argv(opts: dict[str, Any]) -> list[str]:
-    """``--cfg-options k=v ...`` in the syntax mmengine's DictAction parses (lists/tuples/strings quoted)."""
+    """``--cfg-options k=v ...`` in the syntax mmengine's DictAction parses back to the same values."""
     if not opts:
         return []
-    return ["--cfg-options"] + [f"{k}={_opt_value(v)}" for k, v in opts.items()]
+    return ["--cfg-options"] + [f"{k}={_opt_value(k, v)}" for k, v in opts.items()]
 
 
-def _opt_value(v: Any) -> str:
+def _opt_value(key: str, v: Any) -> str:
     if isinstance(v, (list, tuple)):
-        inner = ",".join(_opt_value(x) for x in v)
+        inner = ",".join(_opt_value(key, x) for x in v)
         return f"[{inner}]" if isinstance(v, list) else f"({inner})"
-    if isinstance(v, str):
-        return repr(v) if any(c in v for c in ",[]()'\" ") else v
+    if isinstance(v, str) and (not v or any(c in v for c in ",[]()'\" \t")):
+        # DictAction drops spaces and quotes and splits at commas: such a string cannot be passed
+        raise PipelineError(f"option {key}={v!r}: strings passed as --cfg-options cannot hold spaces, quotes, "
+                            f"commas or brackets")
     return str(v)
 
 
@@ -105,10 +109,6 @@ def read_marker(path: Path) -> dict[str, Any] | None:
 
 def quote(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
-
-
-def python_tool(tool: str, *args: str) -> list[str]:
-    return [sys.executable, str(TOOLS / tool), *args]
 
 
 def run_logged(argv: list[str], log: Path, on_line=None, echo=None) -> int:
@@ -160,17 +160,28 @@ def last_checkpoint(work_dir: Path) -> Path | None:
 
 @dataclass(frozen=True)
 class Command:
-    """A subprocess stage: its argv without ``--resume`` (what the marker digest covers) and the resume flag."""
-    argv: list[str]
+    """A subprocess stage: ``tools/<tool>.py`` and its arguments, launched per the pipeline's ``launch``.
+
+    The digest covers the tool's arguments and what of the launch changes the result, not ``--resume``,
+    the interpreter or the repository's location.
+    """
+    tool_args: list[str]
+    key: str  # "pretrain" or the task: selects the GPU count
+    launch: Launch
     resume: bool = False
 
     @property
     def full(self) -> list[str]:
-        return self.argv + (["--resume"] if self.resume else [])
+        args = self.tool_args + (["--resume"] if self.resume else [])
+        return self.launch.wrap(args, self.key, job=f"dar-{self.key}")
 
     @property
     def digest(self) -> str:
-        return digest(self.argv[1:])  # not the interpreter path: the same venv elsewhere is the same run
+        return digest([Path(self.tool_args[0]).name, *self.tool_args[1:], *self.launch.identity(self.key)])
+
+
+def tool(name: str) -> str:
+    return str(TOOLS / name)
 
 
 def pretrain_command(spec: PipelineSpec, layout: Layout, stage: Stage) -> Command:
@@ -179,23 +190,26 @@ def pretrain_command(spec: PipelineSpec, layout: Layout, stage: Stage) -> Comman
     opts = {**spec.pretrain_cfg_options, **m.cfg_options, spec.seed_key: stage.seed}
     if spec.arch:
         opts["model.arch"] = spec.arch
-    argv = python_tool("train.py", m.config, "--work-dir", str(work), *options_argv(opts))
-    return Command(argv, resume=last_checkpoint(work) is not None)
+    args = [tool("train.py"), m.config, "--work-dir", str(work), *options_argv(opts)]
+    return Command(args, "pretrain", spec.launch, resume=last_checkpoint(work) is not None)
+
+
+def _transfer_opts(spec: PipelineSpec, task: str) -> list[str]:
+    return [*data_root_argv(spec, task), *options_argv({**spec.transfer_cfg_options, **spec.task(task).cfg_options})]
 
 
 def finetune_command(spec: PipelineSpec, layout: Layout, stage: Stage, backbone: Path) -> Command:
-    t = spec.task(stage.task)
     work = layout.transfer(stage.task, stage.method, stage.seed)
-    argv = python_tool("train.py", t.config, "--work-dir", str(work), "--backbone", str(backbone),
-                       *data_root_argv(spec, stage.task), *options_argv({**spec.transfer_cfg_options, **t.cfg_options}))
-    return Command(argv, resume=last_checkpoint(work) is not None)
+    args = [tool("train.py"), spec.task(stage.task).config, "--work-dir", str(work), "--backbone", str(backbone),
+            *_transfer_opts(spec, stage.task)]
+    return Command(args, stage.task, spec.launch, resume=last_checkpoint(work) is not None)
 
 
 def test_command(spec: PipelineSpec, layout: Layout, stage: Stage, checkpoint: Path) -> Command:
-    t = spec.task(stage.task)
     work = layout.transfer(stage.task, stage.method, stage.seed)
-    return Command(python_tool("test.py", t.config, str(checkpoint), "--work-dir", str(work),
-                               *data_root_argv(spec, stage.task), *options_argv({**spec.transfer_cfg_options, **t.cfg_options})))
+    args = [tool("test.py"), spec.task(stage.task).config, str(checkpoint), "--work-dir", str(work),
+            *_transfer_opts(spec, stage.task)]
+    return Command(args, stage.task, spec.launch)
 
 
 # Folder of the generated tiny data each task reads (tools/make_tiny_data.py writes both).

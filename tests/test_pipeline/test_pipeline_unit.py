@@ -1,0 +1,158 @@
+"""Pipeline config resolution, validation and stage bookkeeping, without running any stage."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mmengine.config import DictAction
+
+from transfer.pipeline import Layout, PipelineError, Runner, Stage, load_spec, plan, validate
+from transfer.pipeline.progress import Progress
+from transfer.pipeline.stages import options_argv, write_marker
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "configs" / "pipeline" / "demo.py"
+
+
+@pytest.fixture(autouse=True)
+def repo_cwd(monkeypatch):
+    monkeypatch.chdir(ROOT)  # config paths in pipeline configs are relative to the repository root
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pipe.py"
+    path.write_text(f"_base_ = ['{DEMO}']\nreport_dir = '{tmp_path / 'report'}'\n{body}\n")
+    return path
+
+
+def test_demo_spec_quick_and_subsets():
+    full = load_spec(DEMO)
+    assert [m.name for m in full.methods] == ["uniform", "dar", "online", "random_drop"]
+    assert [t.task for t in full.tasks] == ["det", "ins", "pose", "seg"]
+    quick = load_spec(DEMO, quick=True)
+    assert quick.report_dir == Path(str(full.report_dir) + "_quick")
+    assert quick.seeds == (0,) and quick.transfer_methods == ("uniform", "dar")
+    assert quick.pretrain_cfg_options["data.img_size"] == 16
+    sub = load_spec(DEMO, methods="dar,online", tasks="seg", seeds="3")
+    assert [m.name for m in sub.methods] == ["dar", "online"] and [t.task for t in sub.tasks] == ["seg"]
+    assert sub.seeds == (3,) and sub.transfer_seeds == (3,)
+    with pytest.raises(PipelineError, match="unknown method 'bogus'"):
+        load_spec(DEMO, methods="uniform,bogus")
+
+
+def test_plan_orders_pretrain_and_publish_before_transfer():
+    spec = load_spec(DEMO, quick=True)
+    stages = plan(spec)
+    kinds = [s.kind for s in stages]
+    assert kinds.count("pretrain") == kinds.count("publish") == len(spec.methods) * len(spec.seeds)
+    n_transfer = len(spec.tasks) * len(spec.transfer_methods) * len(spec.transfer_seeds)
+    assert kinds.count("finetune") == kinds.count("test") == n_transfer
+    last_publish = max(i for i, k in enumerate(kinds) if k == "publish")
+    assert all(k in ("finetune", "test") for k in kinds[last_publish + 1:])
+    assert Stage("test", "dar", 0, "seg").id == "test/seg/dar_s0"
+
+
+def test_options_argv_parses_back_to_the_same_values():
+    opts = {"a.b": 1, "c": None, "d": [1, 2], "e": "data/x.json", "f": 0.5, "g": (3, 4), "h": True, "i": ["a", "b"]}
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction)
+    assert parser.parse_args(options_argv(opts)).cfg_options == opts
+    with pytest.raises(PipelineError, match="cannot hold spaces"):
+        options_argv({"work_dir": "my runs/a"})
+
+
+def test_demo_validates_and_reports_archs(tmp_path):
+    spec = load_spec(DEMO, report_dir=str(tmp_path / "r"))
+    assert validate(spec) == {m.name: "resnet18" for m in spec.methods}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("methods = [dict(name='x', config='configs/pretrain/nope.py')]", "config file not found"),
+    ("arch = 'resnet19'", "unknown timm model name 'resnet19'"),
+    ("tasks = [dict(task='classify', config='configs/transfer/pspnet_r18b-d8_tiny.py')]", "unknown task 'classify'"),
+    ("tasks = [dict(task='seg', config='configs/transfer/pspnet_r50b-d8_tiny.py')]",
+     "takes a resnet50 backbone but method 'uniform' pre-trains resnet18"),
+    ("tasks = [dict(task='pose', config='configs/transfer/pspnet_r18b-d8_tiny.py')]", "scope 'mmseg', expected 'mmpose'"),
+    ("methods = [dict(name='a b', config='configs/pretrain/tiny_digits_dar.py')]", "not a plain folder name"),
+    ("transfer_seeds = [7]", "transfer seed 7 is not among"),
+    ("transfer_methods = ['dar', 'nope']", "transfer_methods names 'nope'"),
+])
+def test_bad_pipeline_configs_fail_with_one_line(tmp_path, body, message):
+    with pytest.raises(PipelineError, match=message):
+        validate(load_spec(write_config(tmp_path, body)))
+
+
+def test_unknown_pretraining_method_is_named(tmp_path):
+    pre = tmp_path / "bad_method.py"
+    pre.write_text(f"_base_ = ['{ROOT / 'configs/pretrain/tiny_digits_uniform.py'}']\nmethod = dict(type='dropout')\n")
+    with pytest.raises(PipelineError, match="unknown pre-training method 'dropout'"):
+        validate(load_spec(write_config(tmp_path, f"methods = [dict(name='m', config='{pre}')]")))
+
+
+def test_unwritable_report_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PipelineError, match="is not writable"):
+        validate(load_spec(DEMO, report_dir=str(blocker / "report")))
+
+
+def test_markers_from_other_settings_or_with_missing_outputs_are_refused(tmp_path):
+    spec = load_spec(DEMO, quick=True, methods="dar", tasks="seg", report_dir=str(tmp_path / "r"))
+    runner = Runner(spec, {"dar": "resnet18"}, show=False)
+    layout = Layout(spec.report_dir)
+    pre = Stage("pretrain", "dar", 0)
+    out = tmp_path / "backbone.pth"
+    out.write_text("x")
+    write_marker(layout.marker(pre), {"digest": runner.expected_digest(pre), "outputs": {"backbone": str(out)}})
+    runner.check_markers()  # consistent: fine
+    assert runner.done(pre) and not runner.done(Stage("publish", "dar", 0))
+    other = Runner(load_spec(DEMO, methods="dar", tasks="seg", report_dir=str(tmp_path / "r")), {"dar": "resnet18"})
+    with pytest.raises(PipelineError, match="made with other settings"):
+        other.check_markers()  # same folder, non-quick settings
+    out.unlink()
+    with pytest.raises(PipelineError, match="output .*backbone.pth is gone; delete"):
+        runner.check_markers()
+
+
+def test_progress_off_a_terminal_prints_plain_lines(tmp_path):
+    log = tmp_path / "progress.txt"
+    with open(log, "w") as f:
+        p = Progress(2, stream=f, heartbeat_s=0.0, tick=False)
+        p.begin("pretrain dar seed 0")
+        p.line("epoch 1/6: 50%")
+        p.end("pretrain dar seed 0 done in 0:01")
+        p.end("publish dar seed 0: done earlier, skipped")
+        p.close()
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("[1/2] pretrain dar seed 0 ...")
+    assert lines[1].startswith("[1/2] pretrain dar seed 0: 0:00 | epoch 1/6: 50%")
+    assert lines[2].startswith("[1/2] pretrain dar seed 0 done") and lines[3].startswith("[2/2] publish dar")
+    assert "\r" not in log.read_text()
+
+
+def test_progress_heartbeat_while_the_child_is_silent(tmp_path):
+    log = tmp_path / "progress.txt"
+    with open(log, "w") as f:
+        p = Progress(1, stream=f, heartbeat_s=0.3)
+        p.begin("finetune seg <- dar seed 0")
+        p.line("Iter(train) [2/4]")
+        time.sleep(1.0)  # no output from the child: the ticker still reports the clock
+        p.end("finetune seg <- dar seed 0 done")
+        p.close()
+    beats = [ln for ln in log.read_text().splitlines() if "| Iter(train) [2/4]" in ln]
+    assert len(beats) >= 2
+
+
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "pipeline.py"), str(DEMO), "--tasks", "det,depth",
+                        "--report-dir", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == ("error: unknown task 'depth' in the subset option; the config has: "
+                                                 "det, ins, pose, seg")
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,87 @@
+"""How a training/testing stage is launched: one process (CPU, one GPU), torchrun, or slurm's srun.
+
+The pipeline config's ``launch`` dict (all keys optional)::
+
+    launch = dict(
+        launcher='pytorch',                # 'none' (default) | 'pytorch' (torchrun) | 'slurm' (srun)
+        gpus=dict(default=8, seg=4),       # processes per stage: by stage kind/task, else 'default'
+        # torchrun across nodes: run the SAME pipeline command on every node with NNODES, NODE_RANK,
+        # MASTER_ADDR (and PORT) set, as for tools/dist_train.sh; node 0 publishes, marks and reports.
+        # slurm: srun spans nodes by itself (gpus > gpus_per_node)
+        partition='gpu', gpus_per_node=8, cpus_per_task=5, srun_args=[],
+    )
+
+``gpus`` and ``launcher`` change what a run computes (the global batch), so they enter the stage digests;
+node rank, master address and port do not.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import PipelineError
+
+LAUNCHERS = ("none", "pytorch", "slurm")
+
+
+@dataclass(frozen=True)
+class Launch:
+    launcher: str = "none"
+    gpus: dict[str, int] = field(default_factory=dict)
+    partition: str | None = None
+    gpus_per_node: int = 8
+    cpus_per_task: int = 5
+    srun_args: tuple[str, ...] = ()
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    port: int = 29500
+
+    @classmethod
+    def from_config(cls, d: dict[str, Any] | None, env: dict[str, str] | None = None) -> Launch:
+        d, env = dict(d or {}), os.environ if env is None else env
+        launcher = d.pop("launcher", "none")
+        if launcher not in LAUNCHERS:
+            raise PipelineError(f"launch.launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+        gpus = d.pop("gpus", {})
+        gpus = {"default": gpus} if isinstance(gpus, int) else dict(gpus)
+        if any(not isinstance(g, int) or g < 1 for g in gpus.values()):
+            raise PipelineError(f"launch.gpus must be positive integers, got {gpus}")
+        if launcher == "slurm" and not d.get("partition"):
+            raise PipelineError("launch.partition is required with launcher='slurm'")
+        known = {"partition", "gpus_per_node", "cpus_per_task", "srun_args"}
+        if set(d) - known:
+            raise PipelineError(f"unknown launch key(s): {', '.join(sorted(set(d) - known))}")
+        node = dict(nnodes=int(env.get("NNODES", 1)), node_rank=int(env.get("NODE_RANK", 0)),
+                    master_addr=env.get("MASTER_ADDR", "127.0.0.1"), port=int(env.get("PORT", 29500)))
+        if launcher != "pytorch":
+            node = {}
+        return cls(launcher, gpus, d.get("partition"), int(d.get("gpus_per_node", 8)),
+                   int(d.get("cpus_per_task", 5)), tuple(d.get("srun_args", ())), **node)
+
+    @property
+    def is_main_node(self) -> bool:
+        return self.node_rank == 0
+
+    def gpus_for(self, key: str) -> int:
+        return self.gpus.get(key, self.gpus.get("default", 1))
+
+    def identity(self, key: str) -> list[str]:
+        """What of the launch changes the result: enters the stage digest."""
+        return [] if self.launcher == "none" else [f"launcher={self.launcher}", f"gpus={self.gpus_for(key)}"]
+
+    def wrap(self, tool_args: list[str], key: str, job: str) -> list[str]:
+        """The full command for ``tool_args`` (``[tools/<tool>.py, args...]``) of stage kind/task ``key``."""
+        if self.launcher == "none":
+            return [sys.executable, *tool_args]
+        g = self.gpus_for(key)
+        if self.launcher == "pytorch":
+            return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={self.nnodes}",
+                    f"--node_rank={self.node_rank}", f"--master_addr={self.master_addr}", f"--nproc_per_node={g}",
+                    f"--master_port={self.port}", *tool_args, "--launcher", "pytorch"]
+        per_node = min(g, self.gpus_per_node)
+        return ["srun", "-p", str(self.partition), f"--job-name={job}", f"--gres=gpu:{per_node}", f"--ntasks={g}",
+                f"--ntasks-per-node={per_node}", f"--cpus-per-task={self.cpus_per_task}", "--kill-on-bad-exit=1",
+                *self.srun_args, sys.executable, "-u", *tool_args, "--launcher", "slurm"]
