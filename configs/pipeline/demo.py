@@ -23,6 +23,7 @@ arch = 'resnet18'  # model.arch of every pre-training config below; the transfer
 seeds = [0, 1]
 transfer_seeds = [0]
 tiny_data = dict(root='data/tiny', args=[])  # generated with tools/make_tiny_data.py when missing
+data_roots = dict(coco='data/tiny/coco', cityscapes='data/tiny/cityscapes')  # det/ins/pose: coco, seg: cityscapes
 
 # A checkpoint every 3 epochs (6 of ResNet-18 would be 270 MB per run).
 pretrain_cfg_options = {'runtime.checkpoint_interval': 3}

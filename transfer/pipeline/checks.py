@@ -73,8 +73,7 @@ def pretrain_arch(spec: PipelineSpec) -> dict[str, str]:
 
     archs = {}
     for m in spec.methods:
-        opts = {**spec.pretrain_cfg_options, **m.cfg_options, **({"model.arch": spec.arch} if spec.arch else {})}
-        cfg = load_config(m.config, f"method {m.name!r}", opts)
+        cfg = load_config(m.config, f"method {m.name!r}", spec.pretrain_options(m, spec.seeds[0]))
         if "default_scope" in cfg:
             raise PipelineError(f"method {m.name!r}: {m.config} is a transfer config, not a pre-training one")
         kind = (cfg.get("method") or {}).get("type")
@@ -110,13 +109,25 @@ def check_tasks(spec: PipelineSpec, archs: dict[str, str]) -> None:
             if want is not None and want != arch:
                 raise PipelineError(f"task {t.task!r}: {t.config} takes a {want} backbone but method {name!r} "
                                     f"pre-trains {arch}")
-        if not spec.tiny_data:
-            root = cfg.get("train_dataloader", {}).get("dataset", {}).get("data_root")
-            if root and not Path(root).exists():
-                raise PipelineError(f"task {t.task!r}: missing stage input: data root {root} does not exist")
+        root = spec.data_root(t.task) or cfg.get("data_root")
+        if root and not Path(root).exists() and not generated(spec, root):
+            raise PipelineError(f"task {t.task!r}: missing stage input: data root {root} does not exist")
+
+
+def generated(spec: PipelineSpec, root: str) -> bool:
+    """Whether ``root`` lies in the tiny data that the pipeline generates before the first transfer stage."""
+    if not spec.tiny_data:
+        return False
+    tiny = Path(spec.tiny_data["root"]).resolve()
+    return Path(root).resolve() == tiny or tiny in Path(root).resolve().parents
 
 
 def check_data(spec: PipelineSpec) -> None:
+    if spec.pretrain_data:
+        root = spec.data_roots[spec.pretrain_data]
+        if not Path(root).exists():
+            raise PipelineError(f"missing stage input: pre-training data root {root} "
+                                f"(data_roots.{spec.pretrain_data}) does not exist")
     if not spec.tiny_data:
         return
     root = Path(spec.tiny_data["root"])

@@ -1,10 +1,17 @@
 """The pipeline config, resolved: methods x seeds to pre-train, tasks to fine-tune, options, report folder.
 
-A pipeline config is an mmengine python config (see ``configs/pipeline/demo.py``) with ``report_dir``,
-``methods`` (each ``dict(name, config, cfg_options)`` naming a pre-training config), ``tasks`` (each
-``dict(task, config, cfg_options)`` naming a transfer config), ``seeds``, ``transfer_seeds``, shared
-``pretrain_cfg_options`` / ``transfer_cfg_options``, optional ``arch``, ``tiny_data`` and ``quick``
-(overrides applied by ``--quick``).
+A pipeline config is an mmengine python config (see ``configs/pipeline/demo.py``) with
+
+- ``report_dir``; ``methods``: ``dict(name, config, cfg_options={})`` per pre-training config;
+  ``tasks``: ``dict(task, config, cfg_options={}, data=None)`` per transfer config (task det|ins|pose|seg);
+- ``seeds`` (pre-training), ``transfer_seeds`` and ``transfer_methods`` (which runs are fine-tuned);
+- ``arch`` (backbone of every method), ``pretrain_cfg_options`` / ``transfer_cfg_options`` (all runs);
+- ``data_roots`` (name -> folder; paths are options: ``--cfg-options data_roots.coco=/datasets/coco``),
+  ``pretrain_data`` (the name whose folder becomes ``data.root`` of every pre-training run), a task's
+  ``data`` (the name whose folder is passed as ``--data-root``; default coco / cityscapes by task when
+  ``data_roots`` has them), ``tiny_data=dict(root, args)`` (generated with tools/make_tiny_data.py when
+  missing);
+- ``launch`` (see :mod:`.launch`) and ``quick``: a dict merged over the config by ``--quick``.
 """
 from __future__ import annotations
 
@@ -20,8 +27,6 @@ from .launch import Launch
 TASK_SCOPES = {"det": "mmdet", "ins": "mmdet", "pose": "mmpose", "seg": "mmseg"}
 
 
-
-
 @dataclass(frozen=True)
 class MethodSpec:
     name: str  # folder and label of this entry (e.g. "dar86")
@@ -34,6 +39,7 @@ class TaskSpec:
     task: str  # det | ins | pose | seg
     config: str  # transfer config
     cfg_options: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None  # key of data_roots passed as --data-root
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class PipelineSpec:
     arch: str | None = None  # backbone for every method (pre-training config key model.arch)
     pretrain_cfg_options: dict[str, Any] = field(default_factory=dict)
     transfer_cfg_options: dict[str, Any] = field(default_factory=dict)
+    data_roots: dict[str, str] = field(default_factory=dict)
+    pretrain_data: str | None = None
     tiny_data: dict[str, Any] | None = None  # {"root": ..., "args": [...]}: generated when missing
     launch: Launch = field(default_factory=Launch)
 
@@ -58,15 +66,25 @@ class PipelineSpec:
     def task(self, name: str) -> TaskSpec:
         return next(t for t in self.tasks if t.task == name)
 
+    def pretrain_options(self, method: MethodSpec, seed: int) -> dict[str, Any]:
+        """All ``--cfg-options`` of one pre-training run."""
+        opts = {**self.pretrain_cfg_options, **method.cfg_options, self.seed_key: seed}
+        if self.arch:
+            opts["model.arch"] = self.arch
+        if self.pretrain_data:
+            opts["data.root"] = self.data_roots[self.pretrain_data]
+        return opts
+
+    def data_root(self, task: str) -> str | None:
+        name = self.task(task).data
+        return None if name is None else self.data_roots[name]
+
 
 def _csv(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = None, tasks: str | None = None,
-              seeds: str | None = None, report_dir: str | None = None,
-              cfg_options: dict[str, Any] | None = None) -> PipelineSpec:
-    """Read a pipeline config; apply ``quick`` overrides, subsets (comma lists) and ``cfg_options``."""
+def read_config(path: str | Path, quick: bool, cfg_options: dict[str, Any] | None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"pipeline config not found: {path}")
@@ -74,37 +92,63 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
         cfg = Config.fromfile(str(path))
     except Exception as e:  # noqa: BLE001 - a config that does not parse is one line
         raise PipelineError(f"cannot read pipeline config {path}: {type(e).__name__}: {e}") from None
+    if quick:
+        overrides = dict(cfg.get("quick") or {})
+        overrides.setdefault("report_dir", str(cfg.get("report_dir", "work_dirs/pipeline")).rstrip("/") + "_quick")
+        cfg.merge_from_dict(overrides)  # nested dicts merge, lists are replaced
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     d = cfg.to_dict()
     for key in ("report_dir", "methods", "tasks"):
         if key not in d:
             raise PipelineError(f"pipeline config {path} lacks '{key}'")
-    q = d.get("quick") or {}
-    if quick:
-        d["report_dir"] = q.get("report_dir", str(d["report_dir"]).rstrip("/") + "_quick")
-    pre_opts = {**d.get("pretrain_cfg_options", {}), **(q.get("pretrain_cfg_options", {}) if quick else {})}
-    tra_opts = {**d.get("transfer_cfg_options", {}), **(q.get("transfer_cfg_options", {}) if quick else {})}
-    seed_list = [int(s) for s in (q.get("seeds") if quick and "seeds" in q else d.get("seeds", [0]))]
-    tseeds = [int(s) for s in (q.get("transfer_seeds") if quick and "transfer_seeds" in q
-                               else d.get("transfer_seeds", seed_list[:1]))]
+    return d
+
+
+def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = None, tasks: str | None = None,
+              seeds: str | None = None, report_dir: str | None = None,
+              cfg_options: dict[str, Any] | None = None) -> PipelineSpec:
+    """Read a pipeline config; apply ``quick``, ``cfg_options``, then the subsets (comma lists)."""
+    d = read_config(path, quick, cfg_options)
+    data_roots = {k: str(v) for k, v in (d.get("data_roots") or {}).items()}
     m_specs = [MethodSpec(m["name"], m["config"], m.get("cfg_options", {})) for m in d["methods"]]
-    t_specs = [TaskSpec(t["task"], t["config"], t.get("cfg_options", {})) for t in d["tasks"]]
+    t_specs = [TaskSpec(t["task"], t["config"], t.get("cfg_options", {}), _task_data(t, data_roots))
+               for t in d["tasks"]]
+    for t in t_specs:
+        if t.data is not None and t.data not in data_roots:
+            raise PipelineError(f"task {t.task!r}: data {t.data!r} is not a key of data_roots {sorted(data_roots)}")
+    if d.get("pretrain_data") is not None and d["pretrain_data"] not in data_roots:
+        raise PipelineError(f"pretrain_data {d['pretrain_data']!r} is not a key of data_roots {sorted(data_roots)}")
+    all_names = [m.name for m in m_specs]
+    tmethods = d.get("transfer_methods")
+    unknown = [n for n in tmethods or [] if n not in all_names]
+    if unknown:
+        raise PipelineError(f"transfer_methods names {unknown[0]!r}, which is not among the methods")
     m_specs = _subset(m_specs, _csv(methods), "method", lambda m: m.name)
     t_specs = _subset(t_specs, _csv(tasks), "task", lambda t: t.task)
+    names = [m.name for m in m_specs]
+    # a method subset on the command line is fine-tuned as asked, whatever transfer_methods says
+    tmethods = names if methods is not None else [n for n in (tmethods or names) if n in names]
+    seed_list = [int(s) for s in d.get("seeds", [0])]
+    tseeds = [int(s) for s in d.get("transfer_seeds", seed_list[:1])]
     if seeds is not None:
         seed_list = [int(s) for s in _csv(seeds) or []]
         tseeds = [s for s in tseeds if s in seed_list] or seed_list[:1]
-    tmethods = q.get("transfer_methods") if quick and "transfer_methods" in q else d.get("transfer_methods")
-    names = [m.name for m in m_specs]
-    unknown = [n for n in tmethods or [] if n not in [m["name"] for m in d["methods"]]]
-    if unknown:
-        raise PipelineError(f"transfer_methods names {unknown[0]!r}, which is not among the methods")
-    # a method subset on the command line wins over the config's transfer_methods
-    tmethods = [n for n in (tmethods or names) if n in names] if methods is None else names
     return PipelineSpec(Path(report_dir or d["report_dir"]), tuple(m_specs), tuple(t_specs), tuple(seed_list),
-                        tuple(tseeds), tuple(tmethods), d.get("seed_key", "seed"), d.get("arch"), pre_opts,
-                        tra_opts, d.get("tiny_data"), Launch.from_config(d.get("launch")))
+                        tuple(tseeds), tuple(tmethods), d.get("seed_key", "seed"), d.get("arch"),
+                        d.get("pretrain_cfg_options") or {}, d.get("transfer_cfg_options") or {}, data_roots,
+                        d.get("pretrain_data"), d.get("tiny_data"), Launch.from_config(d.get("launch")))
+
+
+# The dataset each task reads by default, when data_roots names it.
+DEFAULT_TASK_DATA = {"det": "coco", "ins": "coco", "pose": "coco", "seg": "cityscapes"}
+
+
+def _task_data(t: dict[str, Any], data_roots: dict[str, str]) -> str | None:
+    if "data" in t:
+        return t["data"]
+    name = DEFAULT_TASK_DATA.get(t["task"])
+    return name if name in data_roots else None
 
 
 def _subset(items: list, wanted: list[str] | None, what: str, name) -> list:

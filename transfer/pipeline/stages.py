@@ -187,10 +187,7 @@ def tool(name: str) -> str:
 def pretrain_command(spec: PipelineSpec, layout: Layout, stage: Stage) -> Command:
     m = spec.method(stage.method)
     work = layout.pretrain(stage.method, stage.seed)
-    opts = {**spec.pretrain_cfg_options, **m.cfg_options, spec.seed_key: stage.seed}
-    if spec.arch:
-        opts["model.arch"] = spec.arch
-    args = [tool("train.py"), m.config, "--work-dir", str(work), *options_argv(opts)]
+    args = [tool("train.py"), m.config, "--work-dir", str(work), *options_argv(spec.pretrain_options(m, stage.seed))]
     return Command(args, "pretrain", spec.launch, resume=last_checkpoint(work) is not None)
 
 
@@ -212,12 +209,6 @@ def test_command(spec: PipelineSpec, layout: Layout, stage: Stage, checkpoint: P
     return Command(args, stage.task, spec.launch)
 
 
-# Folder of the generated tiny data each task reads (tools/make_tiny_data.py writes both).
-TINY_SUBDIR = {"det": "coco", "ins": "coco", "pose": "coco", "seg": "cityscapes"}
-
-
 def data_root_argv(spec: PipelineSpec, task: str) -> list[str]:
-    """``--data-root <tiny root>/<coco|cityscapes>`` when the pipeline generates the tiny data, else nothing."""
-    if not spec.tiny_data:
-        return []
-    return ["--data-root", str(Path(spec.tiny_data["root"]) / TINY_SUBDIR[task])]
+    root = spec.data_root(task)
+    return [] if root is None else ["--data-root", root]
