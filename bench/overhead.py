@@ -11,10 +11,11 @@
     (gathering the loss table, the subset digest check, ``select_hardest``), in one process and in two
     gloo ranks, and writing the ``selection/epoch_XXX.npz`` file -- against an ImageNet epoch time.
 
-The step is assembled from the engine's public pieces (``engine.Feed``, ``engine.build_scheduler``,
-``models.build_model``, timm's ``create_optimizer_v2``) and its body mirrors the loop body of
-``pretrain.engine.train`` line for line (the engine has no step function to call). Data loading is
-outside the timed region, so the ratios are relative to the compute step (the conservative choice).
+The step is assembled from the engine's own pieces (``feed.Feed``, ``engine.build_scheduler``,
+``engine.train_step``, ``models.build_model``, timm's ``create_optimizer_v2``) and follows the loop body
+of ``pretrain.engine.train``: scheduler step, online selection, ``train_step``, ``Feed.record``, the loss
+sum. Data loading is outside the timed region, so the ratios are relative to the compute step (the
+conservative choice: loading would only add to the denominator).
 """
 from __future__ import annotations
 
@@ -31,12 +32,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 
 from pretrain.cost import online_relative_cost_analytic
 from pretrain.data import build_dataset
-from pretrain.engine import Env, Feed, build_scheduler
+from pretrain.engine import build_scheduler, train_step
+from pretrain.feed import Feed
 from pretrain.models import build_model
 from pretrain.plan import make_plan
 from pretrain.selection.dar import select_hardest
@@ -99,7 +100,7 @@ def config(args: argparse.Namespace, method: dict) -> dict:
 
 
 class Stream:
-    """Endless batches of one ``engine.Feed``: epochs begin and end (``Feed.end_epoch``) as in the engine."""
+    """Endless batches of one ``feed.Feed``: epochs begin and end (``Feed.end_epoch``) as in the engine."""
 
     def __init__(self, feed: Feed):
         self.feed, self.epoch, self.it, self.steps = feed, 0, None, 0
@@ -120,7 +121,6 @@ class Harness:
     """Model, optimizer, scheduler and scaler built as ``engine.train`` builds them; one step body."""
 
     def __init__(self, args: argparse.Namespace):
-        env = Env()
         cfg = config(args, {"type": "uniform"})
         self.train_set = build_dataset(cfg["data"], "train", args.seed)
         n = len(self.train_set)
@@ -141,7 +141,7 @@ class Harness:
         for name, method in (("uniform", {"type": "uniform"}), ("dar", dar), ("online", online)):
             c = config(args, method)
             p = make_plan(method, c["schedule"]["epochs"], n, batch_size=args.batch_size, img_size=args.img_size)
-            self.streams[name] = Stream(Feed(c, self.train_set, p, env))
+            self.streams[name] = Stream(Feed(c, self.train_set, p, world=1, rank=0))
         self.selectors = {
             r: OnlineSelector(OnlineParams(batch_size=args.batch_size, pool_size=args.pool_factor * args.batch_size,
                                            score_resolution=r, beta=1.0, warmup_steps=0, cooldown_fraction=0.0),
@@ -162,14 +162,9 @@ class Harness:
         if selector is not None:
             images, targets, picked = selector.select(self.model, images, targets, self.global_step)
             indices = indices[picked]
-        logits = self.model(images)
-        losses = F.cross_entropy(logits.float(), targets, reduction="none")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses.mean()).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        feed.record(indices, losses.detach())
-        self.loss_sum += losses.detach().sum().item()
+        losses = train_step(self.model, self.optimizer, self.scaler, images, targets, None)
+        feed.record(indices, losses)
+        self.loss_sum += losses.sum().item()
         # ---------------------------------------------------------------------------------------------
         self.global_step += 1
         return time.perf_counter() - t0
@@ -238,7 +233,7 @@ def profile_components(h: Harness, args: argparse.Namespace) -> dict:
     for n in (len(h.train_set), IMAGENET_N):
         out[f"dar_record_N{n}"] = summarize(repeat_time(record_caller(dar_feed(n, b, 1, 0), b), min(150, n // b - 2)))
     uni = Feed(config(args, {"type": "uniform"}), h.train_set,
-               make_plan({"type": "uniform"}, 1000, len(h.train_set)), Env())
+               make_plan({"type": "uniform"}, 1000, len(h.train_set)), world=1, rank=0)
     out["uniform_record"] = summarize(repeat_time(partial(uni.record, torch.arange(b), torch.rand(b)), 150))
     return out
 
@@ -258,7 +253,7 @@ def record_caller(feed: Feed, b: int):
 def dar_feed(n: int, batch: int, world: int, rank: int) -> Feed:
     cfg = {"data": {"batch_size": batch, "num_workers": 0}, "seed": 0,
            "method": {"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9}}
-    feed = Feed(cfg, None, make_plan(cfg["method"], 2, n), Env(rank=rank, world=world))
+    feed = Feed(cfg, None, make_plan(cfg["method"], 2, n), world=world, rank=rank)
     feed.sampler.set_epoch(1)  # what Feed.begin does, minus the dataset and the loader
     feed.sampler.set_start(0)
     return feed

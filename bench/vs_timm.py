@@ -1,0 +1,275 @@
+"""Training throughput of our uniform training against timm's own train.py, and the online pool's loading.
+
+    python bench/vs_timm.py                  # resnet18, 224 px, b=8, fp32, 3 interleaved pairs (~10 min here)
+    python bench/vs_timm.py --quick          # tiny model and images: checks that it runs (<1 min)
+
+Both sides train the same timm model with the same batch, precision, optimizer (SGD, momentum 0.9,
+wd 1e-4), augmentation (random-resized crop 8-100 %, flip, bilinear, no colour jitter, no label
+smoothing), worker count and CPU threads, on the same synthetic ImageFolder of JPEGs (500x375, written
+under /tmp). Each run is its own process; the runs alternate (shuffled within each pair) and the ratio
+is taken per pair. A step's time is the time between two consecutive optimizer updates (data loading
+included), as timm's train.py logs it (``Time:`` with ``--log-interval 1``); for ours it is the time
+between two consecutive ``Feed.record`` calls, which the engine makes once per step right after the
+optimizer update (a timing seam installed in the child process only; the engine is unchanged). The
+first ``--skip`` steps (loader start-up) are left out of both.
+
+timm's train.py is not part of the timm wheel or sdist: give its path with ``--timm-train`` (see
+bench/README.md for how to get the one we used). On a machine without CUDA its ``validate()`` calls
+``torch.cuda.synchronize()`` and fails after the training epoch; the timed training steps are complete
+by then, so that failure is expected and tolerated (anything else is an error).
+
+Online selection's loading: the engine's online ``Feed`` loads pools of b̄ = 2b per trained b; we
+time the loader alone (images decoded and augmented per second, same workers) and compare it with
+what online training at our measured step rate would need (b̄/b x trained images/s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import fmt_ratio, interleaved, machine, summarize, table, write_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_CONFIG = ROOT / "configs/pretrain/imagenet_r50_uniform_120e.py"
+TIMM_STEP = re.compile(r"Train: \d+ \[\s*(\d+)/\d+.*?Time: ([\d.]+)s")
+NUM_CLASSES = 10
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Our uniform training vs timm's train.py: images/s.", add_help=add_help)
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=12, help="timed steps per run")
+    p.add_argument("--skip", type=int, default=3, help="untimed first steps per run")
+    p.add_argument("--workers", type=int, default=1, help="data-loading workers (both sides)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (OMP_NUM_THREADS, both sides)")
+    p.add_argument("--reps", type=int, default=3, help="interleaved pairs of runs")
+    p.add_argument("--pool-factor", type=int, default=2, help="online pool b̄ = factor x b for the loading test")
+    p.add_argument("--pools", type=int, default=10, help="pools timed in the loading test")
+    p.add_argument("--timm-train", default="/tmp/timm_train/train.py", help="timm's train.py")
+    p.add_argument("--data-root", default="/tmp/dar_bench_imagefolder", help="synthetic ImageFolder (made if absent)")
+    p.add_argument("--out", default="work_dirs/bench/vs_timm.json")
+    p.add_argument("--quick", action="store_true", help="tiny model and images: checks that it runs (<1 min)")
+    p.add_argument("--child-ours", help=argparse.SUPPRESS)  # internal: run our engine, write step times here
+    return p
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    args.arch, args.img_size, args.batch_size, args.steps, args.skip, args.reps = "test_resnet", 64, 8, 4, 1, 1
+    args.pools, args.data_root = 3, args.data_root + "_quick"
+    if args.out == get_args_parser().get_default("out"):
+        args.out = "work_dirs/bench/vs_timm_quick.json"
+
+
+# -- data -----------------------------------------------------------------------------------------------
+def make_imagefolder(root: Path, train_per_class: list[int], size: tuple[int, int]) -> None:
+    """``root/{train,validation}/c<k>/<i>.jpg``: smooth random colour fields plus noise, JPEG q90.
+
+    Deterministic; rebuilt only when the spec in ``root/spec.json`` differs.
+    """
+    spec = {"train": train_per_class, "size": list(size), "val_per_class": 1}
+    marker = root / "spec.json"
+    if marker.is_file() and json.loads(marker.read_text()) == spec:
+        return
+    rng = np.random.default_rng(0)
+    w, h = size
+    for split, counts in (("train", train_per_class), ("validation", [1] * len(train_per_class))):
+        for c, count in enumerate(counts):
+            d = root / split / f"c{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                small = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+                pixels = np.asarray(small, dtype=np.int16) + rng.integers(-24, 25, (h, w, 3))
+                Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(d / f"{i}.jpg", quality=90)
+    marker.write_text(json.dumps(spec))
+
+
+def split_counts(total: int, classes: int) -> list[int]:
+    return [total // classes + (1 if c < total % classes else 0) for c in range(classes)]
+
+
+# -- the two sides --------------------------------------------------------------------------------------
+def lr(args: argparse.Namespace) -> float:
+    return 0.1 * args.batch_size / 256
+
+
+def ours_argv(args: argparse.Namespace, work_dir: str) -> list[str]:
+    opts = {
+        "model.arch": args.arch, "data.root": args.data_root, "data.train_dir": "train", "data.val_dir": "validation",
+        "data.img_size": args.img_size, "data.batch_size": args.batch_size, "data.num_workers": args.workers,
+        "data.hflip": 0.5, "data.scale": "(0.08,1.0)", "data.interpolation": "bilinear",
+        "optim.lr": 0.1, "optim.lr_batch": 256, "optim.momentum": 0.9, "optim.weight_decay": 1e-4,
+        "schedule.epochs": 1, "schedule.milestones": "[]", "schedule.warmup_epochs": 0, "runtime.amp": "None",
+    }
+    return [str(BASE_CONFIG), "--work-dir", work_dir, "--cfg-options", *[f"{k}={v}" for k, v in opts.items()]]
+
+
+def run_ours_child(args: argparse.Namespace) -> int:
+    """In the child process: the real CLI and engine, with ``Feed.record`` timestamped."""
+    import pretrain.engine as engine
+    from pretrain.cli import train_main
+
+    stamps: list[float] = []
+
+    class TimedFeed(engine.Feed):
+        def record(self, indices, losses):
+            super().record(indices, losses)
+            stamps.append(time.perf_counter())
+
+    engine.Feed = TimedFeed  # the engine looks the class up at call time
+    with tempfile.TemporaryDirectory() as work_dir:
+        code = train_main(ours_argv(args, work_dir))
+    Path(args.child_ours).write_text(json.dumps({"stamps": stamps, "code": code}))
+    return code
+
+
+def child_env(args: argparse.Namespace) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def run_ours(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "stamps.json"
+        argv = [sys.executable, __file__, "--child-ours", str(out)] + passthrough(args)
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(args), cwd=ROOT)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"our training failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        stamps = json.loads(out.read_text())["stamps"]
+    steps = np.diff(stamps)  # step k (k >= 1): from the end of update k-1 to the end of update k
+    return {"step_s": steps[args.skip - 1:].tolist() if args.skip else steps.tolist(), "wall_s": wall,
+            "steps_seen": len(stamps)}
+
+
+def passthrough(args: argparse.Namespace) -> list[str]:
+    keys = ("arch", "img_size", "batch_size", "steps", "skip", "workers", "threads", "data_root")
+    return [x for k in keys for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+
+
+def run_timm(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "cpu.yaml"
+        # set through the YAML defaults: this train.py has no --device flag, and --color-jitter cannot be None
+        cfg.write_text("device: cpu\ncolor_jitter: null\n")
+        argv = [sys.executable, args.timm_train, "-c", str(cfg), "--data-dir", args.data_root, "--model", args.arch,
+                "--num-classes", str(NUM_CLASSES), "-b", str(args.batch_size), "--img-size", str(args.img_size),
+                "--epochs", "1", "-j", str(args.workers), "--log-interval", "1", "--sched", "step",
+                "--decay-epochs", "100", "--warmup-epochs", "0", "--lr", str(lr(args)), "--momentum", "0.9",
+                "--weight-decay", "1e-4", "--smoothing", "0", "--train-interpolation", "bilinear",
+                "--scale", "0.08", "1.0", "--hflip", "0.5", "--seed", "0", "--output", tmp]
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(args), cwd=tmp)
+        wall = time.perf_counter() - t0
+    log = proc.stdout + proc.stderr
+    steps = {int(i): float(t) for i, t in TIMM_STEP.findall(log)}
+    expected = args.skip + args.steps
+    cuda_validate = "torch.cuda.synchronize()" in log and "validate" in log
+    if len(steps) != expected or (proc.returncode != 0 and not cuda_validate):
+        raise RuntimeError(f"timm's train.py logged {len(steps)} of {expected} steps (exit {proc.returncode}):\n"
+                           f"{log[-3000:]}")
+    return {"step_s": [steps[i] for i in range(args.skip, expected)], "wall_s": wall, "steps_seen": len(steps)}
+
+
+# -- the online pool's loading ---------------------------------------------------------------------------
+def loading_throughput(args: argparse.Namespace) -> dict:
+    """Images/s the engine's online Feed decodes and augments into pools of b̄ (no training)."""
+    import torch
+
+    from pretrain.data import build_dataset
+    from pretrain.feed import Feed
+    from pretrain.plan import make_plan
+
+    torch.set_num_threads(args.threads)
+    pool = args.pool_factor * args.batch_size
+    data = {"type": "imagefolder", "root": args.data_root, "train_dir": "train", "val_dir": "validation",
+            "img_size": args.img_size, "batch_size": args.batch_size, "num_workers": args.workers,
+            "scale": (0.08, 1.0), "hflip": 0.5, "interpolation": "bilinear"}
+    train_set = build_dataset(data, "train", 0)
+    out = {}
+    for name, method in (("uniform_b", {"type": "uniform"}),
+                         ("online_pool", {"type": "online", "pool_size": pool, "score_resolution": 64})):
+        cfg = {"data": data, "method": method, "seed": 0}
+        plan = make_plan(method, 100, len(train_set), batch_size=args.batch_size, img_size=args.img_size)
+        feed = Feed(cfg, train_set, plan, world=1, rank=0)
+        per_batch = pool if name == "online_pool" else args.batch_size
+        it, stamps = iter(feed.begin(1)), []
+        for _ in range(args.pools + 1):
+            if next(it, None) is None:
+                break
+            stamps.append(time.perf_counter())
+        gaps = np.diff(stamps)
+        out[name] = {"images_per_s": per_batch / float(np.median(gaps)), "batch": per_batch, "batches": len(gaps)}
+    return out
+
+
+# -- main -----------------------------------------------------------------------------------------------
+def main(args: argparse.Namespace) -> int:
+    if args.child_ours:
+        return run_ours_child(args)
+    if args.quick:
+        apply_quick(args)
+    if not Path(args.timm_train).is_file():
+        print(f"error: timm's train.py not found at {args.timm_train} (the timm wheel and sdist do not ship it; "
+              "see bench/README.md)", file=sys.stderr)
+        return 2
+    if args.skip < 1:
+        print("error: --skip must be >= 1 (the first step has no previous update to time from)", file=sys.stderr)
+        return 2
+    root = Path(args.data_root)
+    n_train = (args.skip + args.steps) * args.batch_size  # exactly one epoch of whole batches on both sides
+    size = (500, 375) if args.img_size >= 160 else (2 * args.img_size, 3 * args.img_size // 2)
+    make_imagefolder(root, split_counts(n_train, NUM_CLASSES), size)
+    res: dict = {"args": vars(args), "machine": machine(), "runs": []}
+    for i, order in enumerate(interleaved(["ours", "timm"], args.reps, seed=1)):
+        pair = {}
+        for side in order:
+            pair[side] = run_ours(args) if side == "ours" else run_timm(args)
+            med = float(np.median(pair[side]["step_s"]))
+            print(f"pair {i + 1}/{args.reps} {side}: {args.batch_size / med:.2f} img/s "
+                  f"(median step {med:.3f} s, run {pair[side]['wall_s']:.0f} s)", flush=True)
+        res["runs"].append(pair)
+    ours = [args.batch_size / float(np.median(p["ours"]["step_s"])) for p in res["runs"]]
+    timm_ = [args.batch_size / float(np.median(p["timm"]["step_s"])) for p in res["runs"]]
+    res["ours_img_s"], res["timm_img_s"] = summarize(ours), summarize(timm_)
+    res["ratio"] = summarize(np.asarray(ours) / np.asarray(timm_))
+    write_json(args.out, res)  # the runs are the expensive part: keep them whatever follows
+    res["loading"] = loading_throughput(args)
+    need = args.pool_factor * res["ours_img_s"]["median"]
+    res["loading"]["online_needs_images_per_s"] = need
+    res["machine_after"] = machine()["load_avg_1_5_15"]
+    m = res["machine"]
+    text = "\n".join([
+        f"machine: {m['cpu']}, {m['cpu_count']} cores, load {m['load_avg_1_5_15']} -> {res['machine_after']}, "
+        f"{args.threads} thread(s), {args.workers} worker(s), {m['date_utc']}",
+        f"{args.arch} at {args.img_size} px, b={args.batch_size}, fp32, {args.steps} timed steps x {args.reps} pairs",
+        table(["", "images/s median [q1, q3]"],
+              [["ours (tools/train.py, uniform)", fmt_ratio(res["ours_img_s"], 2)],
+               ["timm train.py", fmt_ratio(res["timm_img_s"], 2)],
+               ["ratio ours / timm (per pair)", fmt_ratio(res["ratio"], 3)]]),
+        f"online pool loading: {res['loading']['online_pool']['images_per_s']:.1f} img/s decoded into pools of "
+        f"{res['loading']['online_pool']['batch']} (uniform batches of {args.batch_size}: "
+        f"{res['loading']['uniform_b']['images_per_s']:.1f} img/s); online training at our step rate needs "
+        f"{need:.1f} img/s (b̄/b = {args.pool_factor})",
+    ])
+    res["report"] = text
+    print(text)
+    print(f"results: {write_json(args.out, res)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
