@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 from .checkpoint import CheckpointError, atomic_write_text, find_last, load_for_resume
@@ -147,6 +148,9 @@ def main(args: argparse.Namespace) -> int:
         if main_rank:
             print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     if env.main:
         if summary is None:
             print(f"stopped at runtime.max_steps; resume with --resume (work dir {work_dir})")
