@@ -38,7 +38,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from transfer.pipeline import PipelineError, Runner, StageFailed, load_spec, validate, write_report
     from transfer.pipeline.runner import label
-    from transfer.pipeline.stages import tail
+    from transfer.pipeline.stages import pretrain_command, quote, tail
 
     try:
         spec = load_spec(args.config, quick=args.quick, methods=args.methods, tasks=args.tasks, seeds=args.seeds,
@@ -56,6 +56,8 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.dry_run:
         for s in runner.stages:
             print(f"  {'done' if runner.done(s) else 'todo'}  {label(s)}")
+            if s.kind == "pretrain" and not runner.done(s):
+                print(f"        $ {quote(pretrain_command(spec, runner.layout, s).full)}")
         return 0
     try:
         wall = runner.run()

@@ -111,7 +111,9 @@ def check_tasks(spec: PipelineSpec, archs: dict[str, str]) -> None:
                                     f"pre-trains {arch}")
         root = spec.data_root(t.task) or cfg.get("data_root")
         if root and not Path(root).exists() and not generated(spec, root):
-            raise PipelineError(f"task {t.task!r}: missing stage input: data root {root} does not exist")
+            how = (f" (data_roots.{t.data}: set it with --cfg-options data_roots.{t.data}=PATH)" if t.data
+                   else f" (the data_root of {t.config})")
+            raise PipelineError(f"task {t.task!r}: missing stage input: data root {root} does not exist{how}")
 
 
 def generated(spec: PipelineSpec, root: str) -> bool:
@@ -126,8 +128,8 @@ def check_data(spec: PipelineSpec) -> None:
     if spec.pretrain_data:
         root = spec.data_roots[spec.pretrain_data]
         if not Path(root).exists():
-            raise PipelineError(f"missing stage input: pre-training data root {root} "
-                                f"(data_roots.{spec.pretrain_data}) does not exist")
+            raise PipelineError(f"missing stage input: pre-training data root {root} does not exist (set it with "
+                                f"--cfg-options data_roots.{spec.pretrain_data}=PATH)")
     if not spec.tiny_data:
         return
     root = Path(spec.tiny_data["root"])
