@@ -211,8 +211,8 @@ def _rows_for(groups: dict[GroupKey, list[Any]], columns: list[Column], labels_o
         stats = {c.header: mean_std([_scaled(r, c) for r in runs]) for c in columns}
         metas = [r.summary if isinstance(r, PretrainRun) else r.backbone_meta for r in runs]
         rows[k] = Row(labels_of(k), {h: s[0] for h, s in stats.items()}, {h: s[1] for h, s in stats.items()},
-                      cost=k.cost, cost_flops=mean_std([_f(m.get("relative_cost_flops")) for m in metas])[0],
-                      runs=len(runs))
+                      cost=mean_std([_f(m.get("relative_cost_samples")) for m in metas])[0],
+                      cost_flops=mean_std([_f(m.get("relative_cost_flops")) for m in metas])[0], runs=len(runs))
     out: list[Row] = []
     keys = _order(list(groups))
     for k in keys:

@@ -1,0 +1,142 @@
+"""The main job end to end: the embedded demo pipeline, run for real (``--quick``: every stage of the demo --
+data generation, pre-training of all four methods, publishing, fine-tuning and testing on all four tasks,
+tables, plots, report -- with the fewest iterations), then the collected tables checked against the runs'
+own outputs, the published files against their names and index, and resuming against redoing.
+
+Runs once per session (~10 min on a 2-core CPU); everything else here reads what it wrote.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINE = [sys.executable, str(ROOT / "tools" / "pipeline.py"), str(ROOT / "configs" / "pipeline" / "demo.py"),
+            "--quick"]
+pytestmark = pytest.mark.slow
+
+
+def run_pipeline(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(PIPELINE + args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=3600)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> dict:
+    """The quick demo, run once into a temporary report folder (tiny data generated there too)."""
+    tmp = tmp_path_factory.mktemp("demo")
+    tiny = tmp / "tiny"
+    args = ["--report-dir", str(tmp / "report"), "--cfg-options", f"tiny_data.root={tiny}",
+            f"data_roots.coco={tiny / 'coco'}", f"data_roots.cityscapes={tiny / 'cityscapes'}"]
+    first = run_pipeline(args)
+    assert first.returncode == 0, first.stderr[-5000:]
+    return {"root": tmp / "report", "args": args, "first": first}
+
+
+def read_csv(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def test_report_folder_has_every_table_and_plot(demo):
+    root = demo["root"]
+    report = (root / "report.md").read_text()
+    for title in ("Pre-training: classification", "detection and instance segmentation", "human pose estimation",
+                  "semantic segmentation", "Accuracy against pre-training cost", "What DaR dropped"):
+        assert title in report
+    images = [line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert {"plots/kept_fraction.png", "plots/accuracy_vs_cost.png", "plots/dar_losses_dar_s0.png"} <= set(images)
+    for img in images:
+        assert (root / img).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # what the command prints is the report's tables
+    assert "| uniform | resnet18 | 100% |" in demo["first"].stdout
+    assert {p.name for p in (root / "tables").iterdir()} == {f"{t}.{e}" for t in ("cls", "det", "pose", "seg")
+                                                             for e in ("md", "csv")}
+
+
+def test_classification_rows_are_the_runs_own_summaries(demo):
+    root = demo["root"]
+    rows = {r["Pre-training"]: r for r in read_csv(root / "tables" / "cls.csv")}
+    summaries = {}
+    for d in (root / "pretrain").iterdir():
+        recs = [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines() if x.strip()]
+        summaries[d.name.rsplit("_s", 1)[0]] = next(r for r in recs if r["type"] == "summary")
+    assert set(summaries) == {"uniform", "dar", "online", "random_drop"}
+    method = {"uniform": "uniform", "dar": "dar", "online": "online", "random_drop": "dar_random"}
+    base = summaries["uniform"]
+    for name, s in summaries.items():
+        row = rows[method[name]]
+        assert float(row["top-1 err"]) == pytest.approx(100 - s["top1"], abs=1e-4)
+        assert float(row["Cost (samples)"]) == pytest.approx(s["relative_cost_samples"], abs=1e-5)
+        if name != "uniform":
+            delta = rows[f"Δ {method[name]}"]
+            assert float(delta["top-1 err"]) == pytest.approx(base["top1"] - s["top1"], abs=1e-4)
+            assert float(delta["Cost (samples)"]) == pytest.approx(
+                s["relative_cost_samples"] - base["relative_cost_samples"], abs=1e-5)
+    assert summaries["dar"]["relative_cost_samples"] < 0.8  # DaR trained fewer samples than uniform
+
+
+@pytest.mark.parametrize("task, table, key, column, scale", [
+    ("det", "det", "coco/bbox_mAP", "AP^bb", 100), ("ins", "det", "coco/segm_mAP", "AP^m", 100),
+    ("pose", "pose", "coco/AP", "AP^kp", 100), ("seg", "seg", "mIoU", "mIoU", 1)])
+def test_transfer_delta_is_dar_minus_uniform_from_the_metrics_files(demo, task, table, key, column, scale):
+    root = demo["root"]
+    metrics = {m: json.loads((root / "transfer" / task / f"{m}_s0" / "metrics.json").read_text())
+               for m in ("uniform", "dar")}
+    assert all(rec["task"] == task for rec in metrics.values())
+    uni, dar = (metrics[m]["metrics"][key] * scale for m in ("uniform", "dar"))
+    method_name = {"det": "FPN", "ins": "Mask R-CNN", "pose": "SimpleBaseline", "seg": "PSPNet"}[task]
+    rows = [r for r in read_csv(root / "tables" / f"{table}.csv") if r["Method"] == method_name]
+    by = {r["Pre-training"]: r for r in rows}
+    assert float(by["uniform"][column]) == pytest.approx(uni, abs=1e-4)
+    assert float(by["dar"][column]) == pytest.approx(dar, abs=1e-4)
+    assert float(by["Δ dar"][column]) == pytest.approx(dar - uni, abs=1e-4)
+
+
+def test_collect_results_cli_reproduces_the_pipelines_tables(demo):
+    root = demo["root"]
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "collect_results.py"), str(root / "pretrain"),
+                        str(root / "transfer"), "--format", "csv"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    expected = "\n".join((root / "tables" / f"{t}.csv").read_text() for t in ("cls", "det", "pose", "seg"))
+    assert r.stdout.strip() == expected.strip()
+
+
+def test_published_models_match_their_names_index_and_the_transfer_record(demo):
+    root = demo["root"]
+    index = yaml.safe_load((root / "published" / "metafile.yml").read_text())["Models"]
+    files = sorted((root / "published").glob("*.pth"))
+    assert sorted(m["Weights"] for m in index) == [f.name for f in files] and len(files) == 4
+    for f in files:
+        assert hashlib.sha256(f.read_bytes()).hexdigest().startswith(f.stem.rsplit("-", 1)[1])
+        ckpt = torch.load(f, map_location="cpu", weights_only=True)
+        assert set(ckpt) == {"state_dict", "meta"} and ckpt["meta"]["arch"] == "resnet18"
+    rec = json.loads((root / "transfer" / "seg" / "dar_s0" / "metrics.json").read_text())
+    published = torch.load(rec["backbone"], map_location="cpu", weights_only=True)["meta"]
+    assert rec["backbone_meta"] == published and published["method"] == "dar"  # meta survives into transfer
+
+
+def test_rerun_skips_every_finished_stage_and_redoes_only_a_removed_one(demo):
+    root = demo["root"]
+    markers = {p: p.stat().st_mtime_ns for p in (root / "stages").glob("*.json")}
+    again = run_pipeline(demo["args"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert " done in " not in again.stderr and again.stderr.count("done earlier, skipped") == len(markers)
+    assert {p: p.stat().st_mtime_ns for p in markers} == markers
+    # lose one finished test: only it runs again, and the table is rebuilt from its new metrics.json
+    (root / "stages" / "test__seg__dar_s0.json").unlink()
+    (root / "transfer" / "seg" / "dar_s0" / "metrics.json").unlink()
+    third = run_pipeline(demo["args"])
+    assert third.returncode == 0, third.stderr[-3000:]
+    redone = [line for line in third.stderr.splitlines() if " done in " in line]
+    assert len(redone) == 1 and "test seg <- dar seed 0" in redone[0]
+    assert (root / "transfer" / "seg" / "dar_s0" / "metrics.json").is_file()
