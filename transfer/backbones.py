@@ -18,7 +18,7 @@ from mmdet.registry import MODELS as DET_MODELS
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS as POSE_MODELS
 from mmseg.registry import MODELS as SEG_MODELS
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .checkpoint import (
@@ -164,8 +164,3 @@ class TimmFeatureBackbone(VerifiedPretrainedMixin, BaseModule):
                     module.eval()
         return self
 
-
-def frozen_fraction(module: nn.Module) -> float:
-    """Share of parameters with ``requires_grad=False`` (for logs and tests)."""
-    params = list(module.parameters())
-    return sum(p.numel() for p in params if not p.requires_grad) / max(1, sum(p.numel() for p in params))

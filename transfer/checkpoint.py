@@ -115,14 +115,14 @@ class MatchReport:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (key, ckpt, model)
     dropped: list[str] = field(default_factory=list)  # classifier keys
+    total: int = 0  # keys of the target
 
     @property
     def ok(self) -> bool:
         return not self.missing and not self.mismatched
 
     def summary(self) -> str:
-        total = len(self.matched) + len(self.missing) + len(self.mismatched)
-        parts = [f"{len(self.matched)}/{total} model keys matched", f"{len(self.missing)} missing",
+        parts = [f"{len(self.matched)}/{self.total} model keys matched", f"{len(self.missing)} missing",
                  f"{len(self.mismatched)} shape-mismatched", f"{len(self.unexpected)} unexpected",
                  f"{len(self.dropped)} classifier keys dropped"]
         if self.missing:
@@ -142,7 +142,7 @@ def match_state_dict(state: Mapping[str, torch.Tensor], target: Mapping[str, tor
     the target names a checkpoint key may take, first hit wins; target keys ending in ``optional`` may
     be absent without counting as missing."""
     shapes = {k: tuple(v.shape if isinstance(v, torch.Tensor) else v) for k, v in target.items()}
-    report = MatchReport()
+    report = MatchReport(total=len(shapes))
     for key, tensor in state.items():
         name = next((c for c in key_candidates(key) if c in shapes), None)
         if name is None or name in report.matched:

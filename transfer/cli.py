@@ -122,6 +122,10 @@ def train(args: argparse.Namespace) -> int:
     if args.backbone:
         set_backbone_checkpoint(cfg, None if args.backbone.lower() == "none" else args.backbone)
     if args.amp:
+        from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
+
+        if not (is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()):
+            raise PreflightError("--amp needs an accelerator: mmengine's AmpOptimWrapper does not run on CPU")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.loss_scale = "dynamic"
     if args.resume:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
@@ -45,7 +46,8 @@ def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
         try:
-            number = float(value)
+            # str() of a float32 is its shortest round-trip form: 23.24, not 23.239999771118164
+            number = float(str(value)) if isinstance(value, np.floating) else float(value)
         except (TypeError, ValueError):
             continue
         out[str(key)] = None if math.isnan(number) else number

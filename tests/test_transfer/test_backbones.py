@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from transfer.backbones import TimmFeatureBackbone, frozen_fraction
+from transfer.backbones import TimmFeatureBackbone
 from transfer.checkpoint import BackboneCheckpointError
 from transfer.preflight import build_backbone
 
@@ -28,6 +28,11 @@ def registry(scope: str):
 def build(scope: str, cfg: dict):
     with DefaultScope.overwrite_default_scope(scope):
         return registry(scope).build(cfg)
+
+
+def frozen_fraction(module: torch.nn.Module) -> float:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params if not p.requires_grad) / sum(p.numel() for p in params)
 
 
 def features(backbone, size=64):

@@ -104,7 +104,7 @@ def test_match_counts_matched_missing_unexpected_and_mismatched():
     assert rep.unexpected == ["extra.weight"]
     assert not rep.ok
     summary = rep.summary()
-    assert "1/3 model keys matched" in summary and "1 missing" in summary and "c.weight" in summary
+    assert "1/4 model keys matched" in summary and "1 missing" in summary and "c.weight" in summary
     assert "b.weight (5,) in checkpoint vs (4,) in model" in summary
 
 

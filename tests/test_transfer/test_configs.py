@@ -110,7 +110,7 @@ def test_tiny_config_is_cpu_sized_and_reads_the_tiny_data(path, tmp_path):
     paths = required_paths(cfg, ("train_dataloader", "val_dataloader", "test_dataloader"))
     assert paths and all(str(p).startswith("data/tiny/") for _, p in paths)
     new = tmp_path / "elsewhere" / Path(cfg.data_root).name
-    assert replace_data_root(cfg, new) >= len(paths)
+    assert replace_data_root(cfg, new) > 0
     moved = required_paths(cfg, ("train_dataloader", "val_dataloader", "test_dataloader"))
     assert all(str(p).startswith(str(new) + "/") for _, p in moved), moved
     assert "data/tiny" not in cfg.pretty_text

@@ -1,0 +1,37 @@
+"""Shared fixtures: the tiny datasets (generated once per session by transfer.tiny_data) and randomly
+initialised timm ResNets saved in timm key naming, standing in for pre-training's backbone.pth."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    from transfer.tiny_data import generate
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    generate(root, seed=0, log=lambda _msg: None)
+    return root
+
+
+def save_backbone(path: Path, arch: str, seed: int = 0) -> Path:
+    """A timm ``arch`` with random weights, saved as pre-training's backbone.pth (classifier included)."""
+    torch.manual_seed(seed)
+    state = timm.create_model(arch, pretrained=False).state_dict()
+    torch.save({"state_dict": state, "meta": {"arch": arch, "method": "random-init", "epochs": 0}}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_backbone():
+    return save_backbone
+
+
+@pytest.fixture(scope="session")
+def backbones(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("backbones")
+    return {arch: save_backbone(folder / f"{arch}.pth", arch) for arch in ("resnet18", "resnet50")}

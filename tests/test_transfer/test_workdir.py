@@ -1,0 +1,48 @@
+"""metrics.json: task names, metric cleaning, and the hook that rewrites the file after val/test."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from transfer.workdir import METRICS_FILE, MetricsJsonHook, clean_metrics, git_revision, task_of
+
+
+@pytest.mark.parametrize("cfg, task", [
+    ({"default_scope": "mmseg"}, "seg"),
+    ({"default_scope": "mmpose"}, "pose"),
+    ({"default_scope": "mmdet", "val_evaluator": {"metric": "bbox"}}, "det"),
+    ({"default_scope": "mmdet", "test_evaluator": {"metric": ["bbox", "segm"]}}, "ins"),
+    ({"default_scope": "mmdet", "test_evaluator": [{"metric": "bbox"}, {"metric": "segm"}]}, "ins"),
+])
+def test_task_of(cfg, task):
+    assert task_of(cfg) == task
+
+
+def test_clean_metrics_keeps_numbers_as_plain_floats():
+    got = clean_metrics({"mIoU": np.float32(23.24), "coco/AP": np.float64(0.1), "t": torch.tensor(0.5),
+                         "name": "x", "nan": float("nan"), "n": 3})
+    assert got == {"mIoU": 23.24, "coco/AP": 0.1, "t": 0.5, "nan": None, "n": 3.0}
+    json.dumps(got)
+
+
+def test_hook_rewrites_metrics_json_after_val_and_test(tmp_path):
+    hook = MetricsJsonHook("seg", "configs/x.py", "b.pth", {"arch": "resnet50"})
+    runner = SimpleNamespace(work_dir=str(tmp_path))
+    hook.after_val_epoch(runner, {"mIoU": np.float32(1.5)})
+    first = json.loads((tmp_path / METRICS_FILE).read_text())
+    assert first == {"task": "seg", "config": "configs/x.py", "backbone": "b.pth",
+                     "backbone_meta": {"arch": "resnet50"}, "metrics": {"mIoU": 1.5}}
+    hook.after_test_epoch(runner, {"mIoU": 2.0})
+    assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 2.0}
+    hook.after_val_epoch(runner, {})  # nothing evaluated: the last result stays
+    assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 2.0}
+    assert [p.name for p in tmp_path.iterdir()] == [METRICS_FILE]  # no temp file left behind
+
+
+def test_git_revision_outside_a_checkout(tmp_path):
+    assert git_revision(tmp_path) == "unknown"
+    assert git_revision() != "unknown"
