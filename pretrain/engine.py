@@ -232,7 +232,7 @@ def train(cfg: dict, env: Env, work_dir: str | Path, resume: dict | None = None,
         model.train()
         if prog["step_in_epoch"] == 0:
             acc = {"loss_sum": 0.0, "count": 0, "scored": 0, "wall_s": 0.0}
-        batches = feed.begin(epoch, prog["step_in_epoch"] * (1 if feed.online else b))
+        batches = feed.begin(epoch, prog["step_in_epoch"])
         steps = feed.steps_in_epoch()
         trained_epoch = feed.sampler.subset_size if not feed.online else steps * b * env.world
         kept = trained_epoch / n if not feed.online else b / feed.pool  # online: trained / scored pool

@@ -86,18 +86,16 @@ class Feed:
             self.steps = online_steps_per_epoch(plan.num_samples, self.b, world)
             self.selector = OnlineSelector(params, plan.epochs * self.steps, seed, rank=rank)
             self.stream = {"pass": 1, "position": 0}  # where in the reshuffled passes the next pool starts
-        self.position = 0  # samples of the current epoch trained on this rank (subset methods)
 
     def steps_in_epoch(self) -> int:
         return self.steps if self.online else fold_tail_batches(self.sampler.per_rank, self.b)
 
-    def begin(self, epoch: int, position: int = 0):
-        """Iterator over this epoch's (remaining) batches of ``(images, targets, indices)``."""
+    def begin(self, epoch: int, step: int = 0):
+        """Iterator over this epoch's batches of ``(images, targets, indices)`` from step ``step`` on."""
         if self.online:
-            return itertools.islice(self._pools(), self.steps - position)
+            return itertools.islice(self._pools(), self.steps - step)
         self.sampler.set_epoch(epoch)
-        self.sampler.set_start(position)
-        self.position = position
+        self.sampler.set_start(step * self.b)  # every batch before the last is full
         self.train_set.set_epoch(epoch)
         return iter(loader(self.train_set, self.b, self.sampler, self.workers, derive_seed(self.seed, "loader", epoch)))
 
@@ -115,7 +113,6 @@ class Feed:
     def record(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         if not self.online:
             self.sampler.record(indices, losses)
-            self.position += indices.numel()
 
     def end_epoch(self, epoch: int) -> dict:
         """Apply the sampler's end-of-epoch rule (collective) and check every rank holds the same subset."""
@@ -128,7 +125,7 @@ class Feed:
     def state_dict(self) -> dict:  # collective for DaR (syncs the loss table)
         if self.online:
             return {"stream": dict(self.stream)}
-        return {"sampler": self.sampler.state_dict(), "position": self.position}
+        return {"sampler": self.sampler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         if self.online:
