@@ -72,13 +72,14 @@ def _files(layout: Layout) -> list[str]:
 
 
 def _timings(layout: Layout, stages: list[Stage]) -> list[str]:
-    rows = []
-    total = 0.0
+    rows, wall, cpu = [], 0.0, 0.0
     for s in stages:
         rec = read_marker(layout.marker(s))
         if rec and rec.get("wall_s") is not None:
-            total += rec["wall_s"]
-            rows.append(f"| {s.id} | {rec['wall_s']:.1f} |")
+            wall += rec["wall_s"]
+            cpu += rec.get("cpu_s") or 0.0
+            rows.append(f"| {s.id} | {rec['wall_s']:.1f} | {rec.get('cpu_s', float('nan')):.1f} |")
     if not rows:
         return []
-    return ["## Stage wall-clock (s)", "", "| stage | seconds |", "|---|---|", *rows, f"| **total** | {total:.1f} |", ""]
+    return ["## Stage times (s)", "", "CPU is user + system time of the stage's processes (all cores).", "",
+            "| stage | wall-clock | CPU |", "|---|---|---|", *rows, f"| **total** | {wall:.1f} | {cpu:.1f} |", ""]

@@ -6,6 +6,7 @@ a report folder that holds results of other settings is refused up front instead
 from __future__ import annotations
 
 import datetime as _dt
+import resource
 import sys
 import time
 from pathlib import Path
@@ -115,11 +116,12 @@ class Runner:
                     self.follow(stage, progress)
                     progress.end(f"{label(stage)} done on node 0 in {fmt_s(progress.stage_seconds())}")
                     continue
+                cpu0 = _cpu_seconds()
                 outputs = self.execute(stage, progress)
                 self.timings[stage.id] = progress.stage_seconds()
                 write_marker(self.layout.marker(stage), {
                     "stage": stage.id, "digest": self.expected_digest(stage), "outputs": outputs,
-                    "wall_s": round(self.timings[stage.id], 1),
+                    "wall_s": round(self.timings[stage.id], 1), "cpu_s": round(_cpu_seconds() - cpu0, 1),
                     "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
                 progress.end(f"{label(stage)} done in {fmt_s(self.timings[stage.id])}")
         finally:
@@ -198,6 +200,12 @@ class Runner:
         dirs = [self.layout.pretrain(s.method, s.seed) for s in self.stages if s.kind == "pretrain"]
         dirs += [self.layout.transfer(s.task, s.method, s.seed) for s in self.stages if s.kind == "test"]
         return [d for d in dirs if d.exists()]
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children: a stage's cost on a busy machine."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 __all__ = ["Runner", "StageFailed", "label", "tail"]
