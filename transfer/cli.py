@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
+from ._compat_extra import cpu_ddp_wrapper_cfg  # importing it applies the CPU launcher fix
 from .checkpoint import BackboneCheckpointError, describe_meta, read_backbone_checkpoint
 from .preflight import (
     PreflightError,
@@ -81,6 +82,8 @@ def load_config(args: argparse.Namespace) -> tuple[Config, str]:
 
         if not torch.cuda.is_available():  # NCCL (the toolboxes' default) needs GPUs
             cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+            if cfg.get("model_wrapper_cfg") is None:
+                cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg(cfg)
     return cfg, scope
 
 

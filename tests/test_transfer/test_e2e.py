@@ -4,6 +4,7 @@ keypoints, mmseg IoU); ``tools/test.py`` re-evaluates the checkpoint; both leave
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -68,11 +69,29 @@ def test_tiny_config_trains_evaluates_and_tests(task, tiny_root, backbones, tmp_
 
 
 @pytest.mark.slow
-def test_resnet18_variant_fine_tunes_a_small_pretrained_backbone(tiny_root, backbones, tmp_path):
-    """The demo path: pre-train a timm resnet18, then transfer it with a `_r18` tiny config."""
-    work = tmp_path / "work"
-    proc, _ = run_tool("train.py", ROOT / "configs" / "transfer" / "td-hm_res18_tiny.py", "--work-dir", work,
-                       "--backbone", backbones["resnet18"], "--data-root", tiny_root / "coco")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "into DarResNet(depth=18): 120/120 model keys matched" in proc.stdout + proc.stderr
-    assert "coco/AP" in read_metrics(work)["metrics"]
+def test_resnet18_variant_trains_and_tests_distributed_on_cpu(tiny_root, backbones, tmp_path):
+    """The demo path (a pre-trained timm resnet18 into an `_r18` tiny config), run as 2 processes with
+    the pytorch launcher (gloo on CPU); tools/dist_test.sh on 2 processes then gives the same metrics as
+    tools/test.py on one. (Not the same as the validation during training: with plain BN, as the tiny
+    configs use on CPU, each rank keeps its own running statistics and the checkpoint holds rank 0's.)"""
+    config = ROOT / "configs" / "transfer" / "pspnet_r18b-d8_tiny.py"
+    work, data = tmp_path / "work", tiny_root / "cityscapes"
+    train = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29631",
+         str(ROOT / "tools" / "train.py"), str(config), "--launcher", "pytorch", "--work-dir", str(work),
+         "--backbone", str(backbones["resnet18"]), "--data-root", str(data)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    assert "into DarResNet(depth=18): 120/120 model keys matched" in train.stdout + train.stderr
+    assert "aAcc" in read_metrics(work)["metrics"]
+    single, _ = run_tool("test.py", config, work / "iter_4.pth", "--work-dir", tmp_path / "single",
+                         "--data-root", data)
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    test = subprocess.run(
+        ["bash", str(ROOT / "tools" / "dist_test.sh"), str(config), str(work / "iter_4.pth"), "2",
+         "--work-dir", str(tmp_path / "test"), "--data-root", str(data)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PYTHON": sys.executable, "PORT": "29633"})
+    assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    tested = read_metrics(tmp_path / "test")["metrics"]
+    assert tested["aAcc"] > 0 and tested == pytest.approx(read_metrics(tmp_path / "single")["metrics"], abs=1e-4)
