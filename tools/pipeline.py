@@ -36,8 +36,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    from transfer.pipeline import PipelineError, Runner, StageFailed, load_spec, validate, write_report
-    from transfer.pipeline.runner import label
+    from transfer.pipeline.checks import validate
+    from transfer.pipeline.errors import PipelineError
+    from transfer.pipeline.report import write_report
+    from transfer.pipeline.runner import Runner, StageFailed, label
+    from transfer.pipeline.spec import load_spec
     from transfer.pipeline.stages import pretrain_command, quote, tail
 
     try:

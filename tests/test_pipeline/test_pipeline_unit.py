@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 from mmengine.config import DictAction
 
-from transfer.pipeline import Layout, PipelineError, Runner, Stage, load_spec, plan, validate
+from transfer.pipeline.checks import validate
+from transfer.pipeline.errors import PipelineError
 from transfer.pipeline.progress import Progress
-from transfer.pipeline.stages import options_argv, write_marker
+from transfer.pipeline.runner import Runner
+from transfer.pipeline.spec import load_spec
+from transfer.pipeline.stages import Layout, Stage, options_argv, plan, write_marker
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "pipeline" / "demo.py"

@@ -78,8 +78,10 @@ def _timings(layout: Layout, stages: list[Stage]) -> list[str]:
         if rec and rec.get("wall_s") is not None:
             wall += rec["wall_s"]
             cpu += rec.get("cpu_s") or 0.0
-            rows.append(f"| {s.id} | {rec['wall_s']:.1f} | {rec.get('cpu_s', float('nan')):.1f} |")
+            c = rec.get("cpu_s")
+            rows.append(f"| {s.id} | {rec['wall_s']:.1f} | {'(with the test)' if c is None else f'{c:.1f}'} |")
     if not rows:
         return []
-    return ["## Stage times (s)", "", "CPU is user + system time of the stage's processes (all cores).", "",
+    return ["## Stage times (s)", "", "CPU is user + system time of the stage's processes (all cores); a "
+            "fine-tuning run tested in its own process counts its CPU with the test.", "",
             "| stage | wall-clock | CPU |", "|---|---|---|", *rows, f"| **total** | {wall:.1f} | {cpu:.1f} |", ""]

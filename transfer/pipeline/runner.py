@@ -6,6 +6,7 @@ a report folder that holds results of other settings is refused up front instead
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import resource
 import sys
 import time
@@ -32,6 +33,7 @@ from .stages import (
     test_command,
     write_marker,
 )
+from .worker import SENTINEL
 
 NEEDS = {"publish": "pretrain", "finetune": "publish", "test": "finetune"}
 
@@ -116,17 +118,65 @@ class Runner:
                     self.follow(stage, progress)
                     progress.end(f"{label(stage)} done on node 0 in {fmt_s(progress.stage_seconds())}")
                     continue
+                test = self.pairable(stage)
+                if test is not None:
+                    self.run_pair(stage, test, progress)
+                    continue
                 cpu0 = _cpu_seconds()
                 outputs = self.execute(stage, progress)
-                self.timings[stage.id] = progress.stage_seconds()
-                write_marker(self.layout.marker(stage), {
-                    "stage": stage.id, "digest": self.expected_digest(stage), "outputs": outputs,
-                    "wall_s": round(self.timings[stage.id], 1), "cpu_s": round(_cpu_seconds() - cpu0, 1),
-                    "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
-                progress.end(f"{label(stage)} done in {fmt_s(self.timings[stage.id])}")
+                self.mark(stage, outputs, progress, _cpu_seconds() - cpu0)
         finally:
             progress.close()
         return progress.elapsed()
+
+    def mark(self, stage: Stage, outputs: dict[str, Any], progress: Progress, cpu_s: float | None) -> None:
+        """Write the stage's marker (atomically) and report it done."""
+        self.timings[stage.id] = progress.stage_seconds()
+        write_marker(self.layout.marker(stage), {
+            "stage": stage.id, "digest": self.expected_digest(stage), "outputs": outputs,
+            "wall_s": round(self.timings[stage.id], 1), "cpu_s": None if cpu_s is None else round(cpu_s, 1),
+            "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
+        progress.end(f"{label(stage)} done in {fmt_s(self.timings[stage.id])}")
+
+    def pairable(self, stage: Stage) -> Stage | None:
+        """The test stage to run in the fine-tuning's own process (single-process launches only)."""
+        if stage.kind != "finetune" or self.spec.launch.launcher != "none" or not self.spec.launch.is_main_node:
+            return None
+        test = Stage("test", stage.method, stage.seed, stage.task)
+        return None if self.done(test) else test
+
+    def run_pair(self, ft: Stage, test: Stage, progress: Progress) -> None:
+        """Fine-tune and test in one worker process (see :mod:`.worker`); mark each stage as it finishes."""
+        work = self.layout.transfer(ft.task, ft.method, ft.seed)
+        published = Path(read_marker(self.layout.marker(self.dependency(ft)))["outputs"]["published"])
+        ft_cmd = finetune_command(self.spec, self.layout, ft, published)
+        t_args = test_command(self.spec, self.layout, test, Path("CHECKPOINT")).tool_args
+        done = self.layout.root / "logs" / f"{ft.id.replace('/', '__')}.done.json"
+        done.unlink(missing_ok=True)
+        job = self.layout.root / "logs" / f"{ft.id.replace('/', '__')}.job.json"
+        job.parent.mkdir(parents=True, exist_ok=True)
+        job.write_text(json.dumps({"train": ft_cmd.full[2:], "work_dir": str(work), "train_done": str(done),
+                                   "test_config": t_args[1], "test_args": t_args[3:]}))
+        cpu0, state = _cpu_seconds(), {"started": 0.0}
+
+        def on_line(line: str) -> None:
+            if SENTINEL in line and not state["started"]:
+                self.mark(ft, json.loads(done.read_text()), progress, None)  # CPU is counted with the test
+                progress.begin(label(test))
+                state["started"] = time.time()
+            progress.line(line)
+
+        log = self.layout.log(ft)
+        rc = run_logged([sys.executable, "-m", "transfer.pipeline.worker", str(job)], log, on_line=on_line,
+                        echo=sys.stderr.buffer if self.echo else None)
+        if not state["started"]:
+            raise StageFailed(ft, f"{label(ft)} failed (exit {rc})", log)
+        if rc != 0:
+            raise StageFailed(test, f"{label(test)} failed (exit {rc})", log)
+        metrics = work / "metrics.json"
+        if not metrics.is_file() or metrics.stat().st_mtime < state["started"] - 1:
+            raise StageFailed(test, f"{label(test)} exited 0 but did not write {metrics}", log)
+        self.mark(test, {"metrics": str(metrics)}, progress, _cpu_seconds() - cpu0)
 
     def follow(self, stage: Stage, progress: Progress, wait_s: float = 1800.0) -> None:
         """On a node other than 0: join the stage's torchrun (publishing is node 0's alone), then wait for

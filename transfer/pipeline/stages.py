@@ -112,8 +112,9 @@ def quote(argv: list[str]) -> str:
 
 
 def run_logged(argv: list[str], log: Path, on_line=None, echo=None) -> int:
-    """Run ``argv`` with its output appended to ``log``; call ``on_line(last_line)`` as output arrives and
-    copy the raw output to the binary stream ``echo`` if given."""
+    """Run ``argv`` with its output appended to ``log``; call ``on_line(line)`` for every output line as it
+    arrives (progress bars' carriage returns end lines too) and copy the raw output to the binary stream
+    ``echo`` if given."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     with open(log, "ab") as f:
@@ -121,7 +122,7 @@ def run_logged(argv: list[str], log: Path, on_line=None, echo=None) -> int:
         f.flush()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         assert proc.stdout is not None
-        buf = b""
+        pending = b""
         while True:
             chunk = proc.stdout.read1(4096)  # whatever has arrived, without waiting for 4 KiB
             if not chunk:
@@ -131,11 +132,11 @@ def run_logged(argv: list[str], log: Path, on_line=None, echo=None) -> int:
             if echo is not None:
                 echo.write(chunk)
                 echo.flush()
-            buf = (buf + chunk)[-2000:]
-            if on_line is not None:
-                parts = [p for p in buf.replace(b"\r", b"\n").split(b"\n") if p.strip()]
-                if parts:
-                    on_line(parts[-1].decode(errors="replace").strip())
+            *lines, pending = (pending + chunk).replace(b"\r", b"\n").split(b"\n")
+            pending = pending[-4000:]
+            for line in lines:
+                if on_line is not None and line.strip():
+                    on_line(line.decode(errors="replace").strip())
         return proc.wait()
 
 

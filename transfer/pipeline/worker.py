@@ -1,0 +1,41 @@
+"""Fine-tune, then test, one transfer run in ONE process (``python -m transfer.pipeline.worker JOB.json``).
+
+On a CPU the toolboxes' import is several seconds per process; the pipeline's single-process runs
+(launcher 'none') save one per run by testing in the process that trained. It calls the same
+``transfer.cli.train_main`` / ``test_main`` that ``tools/train.py`` / ``tools/test.py`` call, with the same
+arguments, and tells the runner that training finished by writing ``JOB['train_done']`` (atomically)
+and printing :data:`SENTINEL`; the runner marks the two stages from that file and ``metrics.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+SENTINEL = "[pipeline] fine-tuning finished; testing"
+
+
+def main(job_path: str) -> int:
+    from transfer.cli import test_main, train_main
+
+    from .stages import last_checkpoint
+
+    job = json.loads(Path(job_path).read_text())
+    rc = train_main(job["train"])
+    if rc != 0:
+        return rc
+    ckpt = last_checkpoint(Path(job["work_dir"]))
+    if ckpt is None:
+        print(f"error: fine-tuning left no last_checkpoint in {job['work_dir']}", file=sys.stderr)
+        return 2
+    done = Path(job["train_done"])
+    tmp = done.with_name(done.name + ".tmp")
+    tmp.write_text(json.dumps({"checkpoint": str(ckpt)}))
+    os.replace(tmp, done)
+    print(SENTINEL, flush=True)
+    return test_main([job["test_config"], str(ckpt), *job["test_args"]])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
