@@ -98,6 +98,7 @@ def backbone_meta(path: str | None) -> dict | None:
 
 
 def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backbone: str | None = None) -> int:
+    from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
     from .backbones import pretrained_checkpoint
@@ -106,7 +107,8 @@ def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backb
     meta = backbone_meta(backbone)
     runner = Runner.from_cfg(cfg)
     runner.register_hook(MetricsJsonHook(task_of(cfg), config_path, backbone, meta), priority="LOW")
-    Path(runner.work_dir, "git_rev.txt").write_text(git_revision() + "\n")
+    if is_main_process():
+        Path(runner.work_dir, "git_rev.txt").write_text(git_revision() + "\n")
     if meta:
         runner.logger.info(f"backbone {backbone}: {describe_meta(meta)}")
     if mode == "train":
