@@ -126,17 +126,26 @@ def dar_losses(run: PretrainRun, path: Path) -> Path | None:
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3 * nrow), squeeze=False)
     for ax, f in zip(axes.flat, files, strict=False):
         kept, dropped = loss_split(f)
-        both = np.concatenate([kept, dropped])
-        bins = np.linspace(both.min(), both.max(), 30) if both.size and both.max() > both.min() else 10
-        ax.hist(kept, bins=bins, alpha=0.6, label=f"kept ({kept.size})", color="tab:red")
-        ax.hist(dropped, bins=bins, alpha=0.6, label=f"dropped ({dropped.size})", color="tab:blue")
-        ax.set(title=f"epoch {int(f.stem.split('_')[-1])}", xlabel="recorded training loss", ylabel="samples")
+        bins = _loss_bins(np.concatenate([kept, dropped]))
+        kept, dropped = np.clip(kept, bins[0], None), np.clip(dropped, bins[0], None)  # a 0 loss joins bin 1
+        ax.hist([kept, dropped], bins=bins, histtype="stepfilled",
+                alpha=0.55, color=["tab:red", "tab:blue"], label=[f"kept ({kept.size})", f"dropped ({dropped.size})"])
+        title = f"epoch {int(f.stem.split('_')[-1])}" + (" (refresh: all kept)" if dropped.size == 0 else "")
+        ax.set(title=title, xlabel="recorded training loss", ylabel="samples", xscale="log")
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(files):]:
         ax.axis("off")
     fig.suptitle(f"DaR drop events: {run.work_dir.name}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _loss_bins(losses: np.ndarray, n: int = 30) -> np.ndarray:
+    """Log-spaced bins: cross-entropy losses pile up near 0 with a long tail of hard samples."""
+    pos = losses[losses > 0]
+    lo, hi = (pos.min(), pos.max()) if pos.size else (1e-3, 1.0)
+    hi = max(hi, lo * 10)
+    return np.geomspace(lo, hi, n)
 
 
 def _save(fig, path: Path) -> Path:
