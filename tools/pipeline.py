@@ -16,7 +16,10 @@ import shlex
 import sys
 import warnings
 
-from mmengine.config import DictAction
+# mmengine/mmpose import pkg_resources (setuptools<81 is pinned for it): the demo's output need not say so
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
+from mmengine.config import DictAction  # noqa: E402
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -37,8 +40,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    # mmengine/mmpose import pkg_resources (setuptools<81 is pinned for it): say nothing about it here
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     from transfer.pipeline.checks import validate
     from transfer.pipeline.errors import PipelineError
     from transfer.pipeline.report import write_report
