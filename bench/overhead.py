@@ -367,8 +367,9 @@ def report(res: dict, args: argparse.Namespace) -> str:
                          f"{100 * g['score_losses'] / u:.1f}", f"{100 * (g['select_by_rank'] + g['gather_b']) / u:.2f}"])
         lines.append("online overhead, % of the uniform step: measured (step ratio), analytic, and the parts of "
                      "OnlineSelector.select timed alone")
-        lines.append(table(["r̂", "measured", "analytic", "select()", "downsample", "fwd eval-BN",
-                            "fwd batch-stat BN", "score_losses", "rank+draw+gather"], rows))
+        lines.append(table(["r̂", "measured", "analytic", "select()", "downsample", "fwd at r̂, eval BN",
+                            "fwd at r̂, batch-stat BN", "score_losses (= downsample + fwd)",
+                            "rank+draw+gather"], rows))
         fwd = c["forward_b_r_eval"]["median"] / s["step_s"]["uniform"]["median"]
         lines.append(f"forward (eval, b at r) / training step = {fwd:.3f} (the analytic formula assumes 1/3)")
     if "selection" in res:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -42,7 +42,6 @@ from benchlib import fmt_ratio, interleaved, machine, summarize, table, write_js
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_CONFIG = ROOT / "configs/pretrain/imagenet_r50_uniform_120e.py"
-TIMM_STEP = re.compile(r"Train: \d+ \[\s*(\d+)/\d+.*?Time: ([\d.]+)s")
 NUM_CLASSES = 10
 
 
@@ -62,7 +61,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="/tmp/dar_bench_imagefolder", help="synthetic ImageFolder (made if absent)")
     p.add_argument("--out", default="work_dirs/bench/vs_timm.json")
     p.add_argument("--quick", action="store_true", help="tiny model and images: checks that it runs (<1 min)")
-    p.add_argument("--child-ours", help=argparse.SUPPRESS)  # internal: run our engine, write step times here
+    p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # internal: SIDE OUT, one timed run
     return p
 
 
@@ -116,22 +115,42 @@ def ours_argv(args: argparse.Namespace, work_dir: str) -> list[str]:
     return [str(BASE_CONFIG), "--work-dir", work_dir, "--cfg-options", *[f"{k}={v}" for k, v in opts.items()]]
 
 
-def run_ours_child(args: argparse.Namespace) -> int:
-    """In the child process: the real CLI and engine, with ``Feed.record`` timestamped."""
-    import pretrain.engine as engine
-    from pretrain.cli import train_main
+def timm_argv(args: argparse.Namespace, tmp: str) -> list[str]:
+    cfg = Path(tmp) / "cpu.yaml"
+    # through train.py's own YAML defaults: it has no --device flag, and --color-jitter cannot be None
+    cfg.write_text("device: cpu\ncolor_jitter: null\n")
+    return [args.timm_train, "-c", str(cfg), "--data-dir", args.data_root, "--model", args.arch,
+            "--num-classes", str(NUM_CLASSES), "-b", str(args.batch_size), "--img-size", str(args.img_size),
+            "--epochs", "1", "-j", str(args.workers), "--log-interval", "1", "--sched", "step",
+            "--decay-epochs", "100", "--warmup-epochs", "0", "--lr", str(lr(args)), "--momentum", "0.9",
+            "--weight-decay", "1e-4", "--smoothing", "0", "--train-interpolation", "bilinear",
+            "--scale", "0.08", "1.0", "--hflip", "0.5", "--seed", "0", "--output", tmp]
 
-    stamps: list[float] = []
 
-    class TimedFeed(engine.Feed):
-        def record(self, indices, losses):
-            super().record(indices, losses)
-            stamps.append(time.perf_counter())
+def run_child(args: argparse.Namespace) -> int:
+    """In the child process: run one side as a user would, every optimizer update timestamped.
 
-    engine.Feed = TimedFeed  # the engine looks the class up at call time
-    with tempfile.TemporaryDirectory() as work_dir:
-        code = train_main(ours_argv(args, work_dir))
-    Path(args.child_ours).write_text(json.dumps({"stamps": stamps, "code": code}))
+    The stamp comes from torch's global optimizer step post-hook, so both sides are timed at the same
+    point (after ``optimizer.step()``) without touching either training script.
+    """
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    side, out = args.child
+    stamps: list[tuple[float, float]] = []
+    register_optimizer_step_post_hook(lambda *_: stamps.append((time.perf_counter(), time.process_time())))
+    code, error = 0, None
+    with tempfile.TemporaryDirectory() as tmp:
+        if side == "ours":
+            from pretrain.cli import train_main
+
+            code = train_main(ours_argv(args, tmp))
+        else:
+            sys.argv = timm_argv(args, tmp)
+            try:
+                runpy.run_path(args.timm_train, run_name="__main__")
+            except RuntimeError as exc:  # without CUDA, validate() calls torch.cuda.synchronize()
+                error = f"{type(exc).__name__}: {exc}"
+    Path(out).write_text(json.dumps({"stamps": stamps, "code": code, "error": error}))
     return code
 
 
@@ -140,54 +159,48 @@ def child_env(args: argparse.Namespace) -> dict:
             "PYTHONUNBUFFERED": "1"}
 
 
-def run_ours(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "stamps.json"
-        argv = [sys.executable, __file__, "--child-ours", str(out)] + passthrough(args)
-        t0 = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(args), cwd=ROOT)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"our training failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-        stamps = json.loads(out.read_text())["stamps"]
-    steps = np.diff(stamps)  # step k (k >= 1): from the end of update k-1 to the end of update k
-    return {"step_s": steps[args.skip - 1:].tolist() if args.skip else steps.tolist(), "wall_s": wall,
-            "steps_seen": len(stamps)}
-
-
 def passthrough(args: argparse.Namespace) -> list[str]:
-    keys = ("arch", "img_size", "batch_size", "steps", "skip", "workers", "threads", "data_root")
+    keys = ("arch", "img_size", "batch_size", "steps", "skip", "workers", "threads", "data_root", "timm_train")
     return [x for k in keys for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
 
 
-def run_timm(args: argparse.Namespace) -> dict:
+def run_side(args: argparse.Namespace, side: str) -> dict:
+    """One run in a fresh process; per-step wall and main-process CPU seconds after the first ``skip``."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "cpu.yaml"
-        # set through the YAML defaults: this train.py has no --device flag, and --color-jitter cannot be None
-        cfg.write_text("device: cpu\ncolor_jitter: null\n")
-        argv = [sys.executable, args.timm_train, "-c", str(cfg), "--data-dir", args.data_root, "--model", args.arch,
-                "--num-classes", str(NUM_CLASSES), "-b", str(args.batch_size), "--img-size", str(args.img_size),
-                "--epochs", "1", "-j", str(args.workers), "--log-interval", "1", "--sched", "step",
-                "--decay-epochs", "100", "--warmup-epochs", "0", "--lr", str(lr(args)), "--momentum", "0.9",
-                "--weight-decay", "1e-4", "--smoothing", "0", "--train-interpolation", "bilinear",
-                "--scale", "0.08", "1.0", "--hflip", "0.5", "--seed", "0", "--output", tmp]
+        out = Path(tmp) / "stamps.json"
+        argv = [sys.executable, __file__, "--child", side, str(out)] + passthrough(args)
         t0 = time.perf_counter()
         proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(args), cwd=tmp)
         wall = time.perf_counter() - t0
-    log = proc.stdout + proc.stderr
-    steps = {int(i): float(t) for i, t in TIMM_STEP.findall(log)}
+        got = json.loads(out.read_text()) if out.is_file() else None
     expected = args.skip + args.steps
-    cuda_validate = "torch.cuda.synchronize()" in log and "validate" in log
-    if len(steps) != expected or (proc.returncode != 0 and not cuda_validate):
-        raise RuntimeError(f"timm's train.py logged {len(steps)} of {expected} steps (exit {proc.returncode}):\n"
-                           f"{log[-3000:]}")
-    return {"step_s": [steps[i] for i in range(args.skip, expected)], "wall_s": wall, "steps_seen": len(steps)}
+    cuda_only = got and got["error"] and "NVIDIA driver" in got["error"]  # the known CPU failure, after training
+    if got is None or proc.returncode != 0 or len(got["stamps"]) != expected or (got["error"] and not cuda_only):
+        seen = len(got["stamps"]) if got else 0
+        raise RuntimeError(f"{side}: {seen} of {expected} steps, exit {proc.returncode}, "
+                           f"error {got and got['error']}:\n{proc.stderr[-3000:]}")
+    stamps = np.asarray(got["stamps"])
+    steps = np.diff(stamps, axis=0)[args.skip - 1:]  # step k: from the end of update k-1 to the end of update k
+    return {"step_s": steps[:, 0].tolist(), "cpu_s": steps[:, 1].tolist(), "wall_s": wall, "error": got["error"]}
 
 
 # -- the online pool's loading ---------------------------------------------------------------------------
+def _images_per_s(batches, per_batch: int, count: int) -> float:
+    """Images/s over ``count`` batches after the first (loader start-up), from the median gap."""
+    it, stamps = iter(batches), []
+    for _ in range(count + 1):
+        if next(it, None) is None:
+            break
+        stamps.append(time.perf_counter())
+    return per_batch / float(np.median(np.diff(stamps)))
+
+
 def loading_throughput(args: argparse.Namespace) -> dict:
-    """Images/s the engine's online Feed decodes and augments into pools of b̄ (no training)."""
+    """Images/s decoded and augmented, no training: our Feed (batches of b, online pools of b̄) and
+    timm's ``create_loader`` as its train.py builds it (uint8 collate, normalisation in the prefetcher).
+    Same folder, augmentation and workers; the three alternate over ``--reps`` rounds."""
     import torch
+    from timm.data import create_dataset, create_loader
 
     from pretrain.data import build_dataset
     from pretrain.feed import Feed
@@ -199,27 +212,33 @@ def loading_throughput(args: argparse.Namespace) -> dict:
             "img_size": args.img_size, "batch_size": args.batch_size, "num_workers": args.workers,
             "scale": (0.08, 1.0), "hflip": 0.5, "interpolation": "bilinear"}
     train_set = build_dataset(data, "train", 0)
-    out = {}
-    for name, method in (("uniform_b", {"type": "uniform"}),
-                         ("online_pool", {"type": "online", "pool_size": pool, "score_resolution": 64})):
-        cfg = {"data": data, "method": method, "seed": 0}
+
+    def ours(method: dict):
         plan = make_plan(method, 100, len(train_set), batch_size=args.batch_size, img_size=args.img_size)
-        feed = Feed(cfg, train_set, plan, world=1, rank=0)
-        per_batch = pool if name == "online_pool" else args.batch_size
-        it, stamps = iter(feed.begin(1)), []
-        for _ in range(args.pools + 1):
-            if next(it, None) is None:
-                break
-            stamps.append(time.perf_counter())
-        gaps = np.diff(stamps)
-        out[name] = {"images_per_s": per_batch / float(np.median(gaps)), "batch": per_batch, "batches": len(gaps)}
-    return out
+        return Feed({"data": data, "method": method, "seed": 0}, train_set, plan, world=1, rank=0).begin(1)
+
+    def timm_loader():
+        ds = create_dataset("", root=args.data_root, split="train", is_training=True)
+        return create_loader(ds, input_size=(3, args.img_size, args.img_size), batch_size=args.batch_size,
+                             is_training=True, use_prefetcher=True, scale=(0.08, 1.0), hflip=0.5, color_jitter=None,
+                             interpolation="bilinear", num_workers=args.workers, device=torch.device("cpu"))
+
+    makers = {"uniform_b": (lambda: ours({"type": "uniform"}), args.batch_size),
+              "online_pool": (lambda: ours({"type": "online", "pool_size": pool, "score_resolution": 64}), pool),
+              "timm_loader_b": (timm_loader, args.batch_size)}
+    rates: dict[str, list[float]] = {k: [] for k in makers}
+    for order in interleaved(list(makers), args.reps, seed=2):
+        for name in order:
+            make, per_batch = makers[name]
+            rates[name].append(_images_per_s(make(), per_batch, args.pools))
+    return {name: {"images_per_s": float(np.median(v)), "batch": makers[name][1], "rounds": v}
+            for name, v in rates.items()}
 
 
 # -- main -----------------------------------------------------------------------------------------------
 def main(args: argparse.Namespace) -> int:
-    if args.child_ours:
-        return run_ours_child(args)
+    if args.child:
+        return run_child(args)
     if args.quick:
         apply_quick(args)
     if not Path(args.timm_train).is_file():
@@ -237,7 +256,7 @@ def main(args: argparse.Namespace) -> int:
     for i, order in enumerate(interleaved(["ours", "timm"], args.reps, seed=1)):
         pair = {}
         for side in order:
-            pair[side] = run_ours(args) if side == "ours" else run_timm(args)
+            pair[side] = run_side(args, side)
             med = float(np.median(pair[side]["step_s"]))
             print(f"pair {i + 1}/{args.reps} {side}: {args.batch_size / med:.2f} img/s "
                   f"(median step {med:.3f} s, run {pair[side]['wall_s']:.0f} s)", flush=True)
@@ -246,6 +265,9 @@ def main(args: argparse.Namespace) -> int:
     timm_ = [args.batch_size / float(np.median(p["timm"]["step_s"])) for p in res["runs"]]
     res["ours_img_s"], res["timm_img_s"] = summarize(ours), summarize(timm_)
     res["ratio"] = summarize(np.asarray(ours) / np.asarray(timm_))
+    cpu = {side: [float(np.median(p[side]["cpu_s"])) for p in res["runs"]] for side in ("ours", "timm")}
+    res["cpu_s_per_step"] = {side: summarize(v) for side, v in cpu.items()}
+    res["cpu_ratio"] = summarize(np.asarray(cpu["timm"]) / np.asarray(cpu["ours"]))  # > 1: ours needs less CPU
     write_json(args.out, res)  # the runs are the expensive part: keep them whatever follows
     res["loading"] = loading_throughput(args)
     need = args.pool_factor * res["ours_img_s"]["median"]
@@ -260,10 +282,14 @@ def main(args: argparse.Namespace) -> int:
               [["ours (tools/train.py, uniform)", fmt_ratio(res["ours_img_s"], 2)],
                ["timm train.py", fmt_ratio(res["timm_img_s"], 2)],
                ["ratio ours / timm (per pair)", fmt_ratio(res["ratio"], 3)]]),
+        f"main-process CPU s/step: ours {fmt_ratio(res['cpu_s_per_step']['ours'])}, timm "
+        f"{fmt_ratio(res['cpu_s_per_step']['timm'])}; timm / ours {fmt_ratio(res['cpu_ratio'])} "
+        "(less sensitive to other load; data workers not included)",
         f"online pool loading: {res['loading']['online_pool']['images_per_s']:.1f} img/s decoded into pools of "
         f"{res['loading']['online_pool']['batch']} (uniform batches of {args.batch_size}: "
         f"{res['loading']['uniform_b']['images_per_s']:.1f} img/s); online training at our step rate needs "
-        f"{need:.1f} img/s (b̄/b = {args.pool_factor})",
+        f"{need:.1f} img/s (b̄/b = {args.pool_factor}); timm's create_loader (batches of {args.batch_size}): "
+        f"{res['loading']['timm_loader_b']['images_per_s']:.1f} img/s",
     ])
     res["report"] = text
     print(text)
