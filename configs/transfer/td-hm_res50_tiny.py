@@ -5,7 +5,8 @@
 # xtcocotools keypoint AP); the numbers mean nothing beyond "it learns and evaluates".
 # Launch: python tools/train.py configs/transfer/td-hm_res50_tiny.py --backbone resnet50.pth
 #           [--data-root DIR/coco] (default data/tiny/coco; make it with tools/make_tiny_data.py DIR)
-# Cost: 1 epoch of ~4 iterations of batch 8, then the val persons with flip test: ~20-40 s on a 2-core CPU.
+# Cost: 1 epoch of ~4 iterations of batch 8, then the val persons with flip test. Measured on a shared
+#   2-core CPU: 42 s CPU time for train+val (87 s wall at load 7), 16 s CPU for tools/test.py.
 # ResNet-18: td-hm_res18_tiny.py (depth 18, head in_channels 512); ResNet-101: td-hm_res101_tiny.py.
 _base_ = ['./td-hm_res50_8xb64-210e_coco-256x192.py']
 
