@@ -118,9 +118,14 @@ def train(name: str, config: str, opts: list[str], seed: int, work_root: Path, f
 
 
 def paired(a: list[float], b: list[float]) -> str:
+    """Mean ± std of the per-seed differences, wins/ties, and a paired t-test's two-sided p-value."""
+    from scipy.stats import ttest_rel
+
     d = np.asarray(a) - np.asarray(b)
     m, s = mean_std(d.tolist())
-    return f"{m:+.2f} ± {s:.2f} ({int((d > 0).sum())}/{len(d)} seeds better, {int((d == 0).sum())} equal)"
+    p = ttest_rel(a, b).pvalue if len(d) > 1 and np.any(d != d[0]) else float("nan")
+    return (f"{m:+.2f} ± {s:.2f} ({int((d > 0).sum())}/{len(d)} seeds better, {int((d == 0).sum())} equal, "
+            f"paired t-test p={p:.2f})")
 
 
 def report(res: dict) -> str:
