@@ -1,6 +1,6 @@
 """What the selection methods add to a training step, measured side by side in one process.
 
-    python bench/overhead.py                 # resnet18 at 224 px, b=8, 20 interleaved rounds (~10 min here)
+    python bench/overhead.py                 # resnet18 at 224 px, b=8, 30 interleaved rounds (~13 min here)
     python bench/overhead.py --quick         # tiny model and sizes, checks that everything runs (<1 min)
 
 (a) DaR step / uniform step: the same step with the per-sample loss recording of ``DaRSampler``;
@@ -65,7 +65,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="trained batch b")
     p.add_argument("--pool-factor", type=int, default=2, help="online pool b̄ = factor x b (thesis default 2)")
     p.add_argument("--resolutions", type=int, nargs="+", default=[64, 96, 128], help="scoring resolutions r̂")
-    p.add_argument("--reps", type=int, default=20, help="interleaved rounds (each runs every variant once)")
+    p.add_argument("--reps", type=int, default=30, help="interleaved rounds (each runs every variant once)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)")
     p.add_argument("--num-samples", type=int, default=IMAGENET_N, help="N for the end-of-epoch selection (c)")

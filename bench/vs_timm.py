@@ -1,6 +1,6 @@
 """Training throughput of our uniform training against timm's own train.py, and the online pool's loading.
 
-    python bench/vs_timm.py                  # resnet18, 224 px, b=8, fp32, 3 interleaved pairs (~10 min here)
+    python bench/vs_timm.py                  # resnet18, 224 px, b=8, fp32, 5 alternating pairs (~8 min here)
     python bench/vs_timm.py --quick          # tiny model and images: checks that it runs (<1 min)
 
 Both sides train the same timm model with the same batch, precision, optimizer (SGD, momentum 0.9,
@@ -8,19 +8,20 @@ wd 1e-4), augmentation (random-resized crop 8-100 %, flip, bilinear, no colour j
 smoothing), worker count and CPU threads, on the same synthetic ImageFolder of JPEGs (500x375, written
 under /tmp). Each run is its own process; the runs alternate (shuffled within each pair) and the ratio
 is taken per pair. A step's time is the time between two consecutive optimizer updates (data loading
-included), as timm's train.py logs it (``Time:`` with ``--log-interval 1``); for ours it is the time
-between two consecutive ``Feed.record`` calls, which the engine makes once per step right after the
-optimizer update (a timing seam installed in the child process only; the engine is unchanged). The
-first ``--skip`` steps (loader start-up) are left out of both.
+included), stamped by torch's global optimizer-step post-hook in the child process -- the same point on
+both sides, and neither script is changed (timm's runs via ``runpy`` exactly as ``python train.py``).
+The main process's CPU time per step is stamped too: it is far less sensitive to other load on a
+shared machine (the data workers' CPU is not in it). The first ``--skip`` steps are left out of both.
 
 timm's train.py is not part of the timm wheel or sdist: give its path with ``--timm-train`` (see
 bench/README.md for how to get the one we used). On a machine without CUDA its ``validate()`` calls
 ``torch.cuda.synchronize()`` and fails after the training epoch; the timed training steps are complete
 by then, so that failure is expected and tolerated (anything else is an error).
 
-Online selection's loading: the engine's online ``Feed`` loads pools of b̄ = 2b per trained b; we
-time the loader alone (images decoded and augmented per second, same workers) and compare it with
-what online training at our measured step rate would need (b̄/b x trained images/s).
+Loading: the engine's online ``Feed`` loads pools of b̄ = 2b per trained b. We time loaders alone
+(images decoded and augmented per second, same workers): ours for batches of b and pools of b̄, and
+timm's ``create_loader`` as its train.py builds it, and compare with what online training at our
+measured step rate needs (b̄/b x trained images/s).
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--skip", type=int, default=3, help="untimed first steps per run")
     p.add_argument("--workers", type=int, default=1, help="data-loading workers (both sides)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (OMP_NUM_THREADS, both sides)")
-    p.add_argument("--reps", type=int, default=3, help="interleaved pairs of runs")
+    p.add_argument("--reps", type=int, default=5, help="alternating pairs of runs")
     p.add_argument("--pool-factor", type=int, default=2, help="online pool b̄ = factor x b for the loading test")
     p.add_argument("--pools", type=int, default=10, help="pools timed in the loading test")
     p.add_argument("--timm-train", default="/tmp/timm_train/train.py", help="timm's train.py")
