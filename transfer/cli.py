@@ -17,7 +17,6 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
-from ._compat_extra import cpu_ddp_wrapper_cfg  # importing it applies the CPU launcher fix
 from .checkpoint import BackboneCheckpointError, describe_meta, read_backbone_checkpoint
 from .preflight import (
     PreflightError,
@@ -31,6 +30,14 @@ from .workdir import MetricsJsonHook, git_revision, task_of
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 
+
+
+def cpu_ddp_wrapper_cfg(cfg) -> dict:
+    """``model_wrapper_cfg`` for distributed runs on CPU: mmengine's Runner passes
+    ``device_ids=[LOCAL_RANK]`` to DistributedDataParallel, which torch rejects for a CPU module; an explicit
+    ``device_ids=None`` in the wrapper config takes precedence over that default."""
+    return dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                find_unused_parameters=cfg.get("find_unused_parameters", False))
 
 def _common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", help="where logs, checkpoints and metrics.json go "

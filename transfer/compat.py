@@ -8,12 +8,17 @@ Each fix is a small function named after what it repairs, idempotent, and listed
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 APPLIED: list[str] = []
+
+# mmengine and mmpose import pkg_resources, which setuptools < 81 (pinned for exactly that) deprecates
+# loudly on every start; the warning says nothing a user can act on, and would precede every error line.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 
 def mmengine_checkpoint_globals() -> list:
@@ -73,9 +78,38 @@ def fix_xtcocotools_numpy2() -> bool:
     return True
 
 
+def fix_mmengine_cpu_pytorch_launcher() -> bool:
+    """mmengine 0.10.7's ``pytorch`` launcher calls ``torch.cuda.set_device(local_rank)`` before creating
+    the process group, so ``--launcher pytorch`` on a machine without CUDA dies with "Found no NVIDIA
+    driver on your system" even with the gloo backend. Without CUDA (and no other accelerator mmengine
+    knows), create the gloo process group directly."""
+    if torch.cuda.is_available():
+        return False
+    from mmengine.device import is_mlu_available, is_musa_available, is_npu_available
+    from mmengine.dist import utils
+
+    if is_npu_available() or is_mlu_available() or is_musa_available():
+        return False
+    original = utils._init_dist_pytorch
+    if getattr(original, "_dar_transfer_fixed", False):
+        return True
+
+    @functools.wraps(original)
+    def init_dist_pytorch(backend="nccl", init_backend="torch", **kwargs):
+        if init_backend != "torch":
+            return original(backend, init_backend=init_backend, **kwargs)
+        backend = "gloo" if backend == "nccl" else backend  # NCCL needs GPUs
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    init_dist_pytorch._dar_transfer_fixed = True
+    utils._init_dist_pytorch = init_dist_pytorch
+    return True
+
+
 FIXES: dict[str, Callable[[], bool]] = {
     "mmengine-torch-load-weights-only": fix_mmengine_torch_load,
     "xtcocotools-mask-numpy2": fix_xtcocotools_numpy2,
+    "mmengine-cpu-pytorch-launcher": fix_mmengine_cpu_pytorch_launcher,
 }
 
 
