@@ -151,15 +151,37 @@ def relative_cost(sizes: list[int], num_samples: int) -> float:
     return sum(sizes) / (len(sizes) * num_samples)
 
 
-def _check_pair(indices: torch.Tensor, losses: torch.Tensor | None = None) -> None:
+def _check_pair(indices: torch.Tensor, losses: torch.Tensor | None = None, unique: bool = True) -> None:
     if indices.dim() != 1:
         raise ValueError(f"indices must be 1-D, got shape {tuple(indices.shape)}")
     if indices.dtype.is_floating_point or indices.dtype == torch.bool:
         raise ValueError(f"indices must be an integer tensor, got {indices.dtype}")
     if losses is not None and losses.shape != indices.shape:
         raise ValueError(f"losses shape {tuple(losses.shape)} != indices shape {tuple(indices.shape)}")
-    if indices.numel() != torch.unique(indices).numel():
+    if unique and indices.numel() != torch.unique(indices).numel():
         raise ValueError("indices must be unique (one recorded loss per sample)")
+
+
+def _nan_as_inf(losses: torch.Tensor) -> torch.Tensor:
+    loss = losses.detach().to("cpu", torch.float64)
+    return torch.where(torch.isnan(loss), torch.full_like(loss, math.inf), loss)
+
+
+def _hardest_of_sorted(idx: torch.Tensor, losses: torch.Tensor, k: int) -> torch.Tensor:
+    """``select_hardest`` for strictly increasing ``idx``: a k-th value threshold instead of a full sort."""
+    n = idx.numel()
+    if k >= n:
+        return idx.clone()
+    if k <= 0:
+        return idx[:0].clone()
+    loss = _nan_as_inf(losses)
+    # the k-th largest is the (n-k+1)-th smallest; everything above it is kept
+    t = torch.kthvalue(loss, n - k + 1).values
+    mask = loss > t
+    # ties at the threshold: the lowest dataset indices (= earliest positions, idx is increasing) win
+    ties = torch.nonzero(loss == t).flatten()
+    mask[ties[: k - int(mask.sum())]] = True
+    return idx[mask]
 
 
 def select_hardest(indices: torch.Tensor, losses: torch.Tensor, keep: float) -> torch.Tensor:
@@ -170,11 +192,14 @@ def select_hardest(indices: torch.Tensor, losses: torch.Tensor, keep: float) -> 
     (and several NaNs) are broken by the lower dataset index. The result does not depend on the order of
     the input pairs.
     """
-    _check_pair(indices, losses)
+    _check_pair(indices, losses, unique=False)
     k = keep_count(indices.numel(), keep)
     idx = indices.detach().to("cpu", torch.int64)
-    loss = losses.detach().to("cpu", torch.float64)
-    loss = torch.where(torch.isnan(loss), torch.full_like(loss, math.inf), loss)
+    if bool((idx[1:] > idx[:-1]).all()):
+        # the sampler's subset is always strictly increasing: unique and already in index order (O(n) check)
+        return _hardest_of_sorted(idx, losses, k)
+    _check_pair(idx)
+    loss = _nan_as_inf(losses)
     by_index = torch.argsort(idx, stable=True)
     idx, loss = idx[by_index], loss[by_index]
     # stable descending sort keeps ascending index order among equal losses

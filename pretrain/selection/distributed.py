@@ -87,6 +87,11 @@ def scatter_into_table(table: torch.Tensor, indices: torch.Tensor, losses: torch
     if int(indices.min()) < 0 or int(indices.max()) >= table.numel():
         raise ValueError(f"record index out of range [0, {table.numel()})")
     idx = indices.to(torch.int64)
+    if int(torch.bincount(idx, minlength=table.numel()).max()) <= 1:
+        # no duplicates (the usual case): every record is its index's first, no unique() sort needed
+        empty = torch.isnan(table[idx])
+        table[idx[empty]] = losses.to(table.dtype)[empty]
+        return table
     # positions of the first occurrence of each distinct index
     uniq, inverse = torch.unique(idx, return_inverse=True)
     pos = torch.arange(idx.numel(), dtype=torch.int64)

@@ -17,6 +17,7 @@ from pretrain.selection.dar import (
     select_hardest,
     select_random,
 )
+from pretrain.selection.distributed import scatter_into_table
 from pretrain.selection.samplers import DaRSampler
 
 CIFAR_N = 50_000
@@ -228,6 +229,67 @@ def test_select_hardest_ties_and_nan_rules():
         select_hardest(torch.tensor([1, 1]), torch.tensor([0.0, 1.0]), 0.5)
     with pytest.raises(ValueError, match="shape"):
         select_hardest(torch.tensor([1, 2]), torch.tensor([0.0]), 0.5)
+
+
+def tied_losses(gen, n):
+    """Few distinct values (incl. -0.0 and 0.0, +-inf) plus NaN: many ties at any threshold."""
+    values = torch.tensor([float("nan"), -math.inf, -1.0, -0.0, 0.0, 0.5, 2.0, math.inf])
+    losses = values[torch.randint(len(values), (n,), generator=gen)]
+    fresh = torch.rand(n, generator=gen) < 0.2  # some distinct values too
+    return torch.where(fresh, torch.rand(n, generator=gen), losses)
+
+
+@pytest.mark.parametrize("keep", [0.001, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("seed", range(3))
+def test_select_hardest_sorted_fast_path_equals_general_path(keep, seed):
+    gen = torch.Generator().manual_seed(seed)
+    for n in (1, 2, 7, 3000):
+        # a strictly increasing subset with gaps, as the sampler passes it (-> the kthvalue fast path)
+        idx = torch.sort(torch.randperm(3 * n, generator=gen)[:n]).values
+        losses = tied_losses(gen, n).to(torch.float32)
+        fast = select_hardest(idx, losses, keep)
+        # a shuffled copy is not increasing -> the unique check + full sort path
+        perm = torch.randperm(n, generator=gen)
+        if n > 1:
+            perm = perm if not torch.equal(perm, torch.arange(n)) else perm.flip(0)
+        general = select_hardest(idx[perm], losses[perm], keep)
+        assert fast.dtype == general.dtype == torch.int64
+        assert torch.equal(fast, general), (n, keep)
+        assert fast.numel() == keep_count(n, keep)
+        if n <= 7:
+            assert fast.tolist() == reference_hardest(idx.tolist(), losses.tolist(), keep)
+    assert select_hardest(torch.empty(0, dtype=torch.int64), torch.empty(0), keep).numel() == 0
+
+
+def reference_scatter(table, indices, losses):
+    out = table.clone()
+    seen = set()
+    for i, v in zip(indices.tolist(), losses.tolist(), strict=True):
+        if i not in seen and math.isnan(out[i].item()):
+            out[i] = v
+        seen.add(i)
+    return out
+
+
+@pytest.mark.parametrize("duplicates", [False, True])
+def test_scatter_into_table_fast_path_equals_general_path(duplicates):
+    gen = torch.Generator().manual_seed(7)
+    n = 500
+    table = torch.full((n,), float("nan"))
+    prefilled = torch.rand(n, generator=gen) < 0.3
+    table[prefilled] = -5.0  # values already in the table are never overwritten
+    idx = torch.randperm(n, generator=gen)[:400]
+    if duplicates:
+        idx = torch.cat([idx, idx[torch.randint(400, (100,), generator=gen)]])
+    losses = tied_losses(gen, idx.numel())
+    want = reference_scatter(table, idx, losses)
+    got = scatter_into_table(table.clone(), idx, losses)
+    assert torch.equal(torch.isnan(got), torch.isnan(want)) and torch.equal(got.nan_to_num(9.0), want.nan_to_num(9.0))
+    if not duplicates:
+        # a trailing repeat of a record forces the unique + scatter_reduce path; its first occurrence wins
+        forced = scatter_into_table(table.clone(), torch.cat([idx, idx[:1]]), torch.cat([losses, losses[:1] + 1]))
+        assert torch.equal(torch.isnan(forced), torch.isnan(got))
+        assert torch.equal(forced.nan_to_num(9.0), got.nan_to_num(9.0))
 
 
 def test_select_random_is_a_seeded_subset():
