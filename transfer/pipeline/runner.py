@@ -110,6 +110,8 @@ class Runner:
                 self.make_data(progress)
                 progress.end(f"tiny data written to {self.spec.tiny_data['root']} in {fmt_s(progress.stage_seconds())}")
             for stage in self.stages:
+                if stage.id in self.timings:  # already run in this invocation (a test run with its fine-tuning)
+                    continue
                 if self.done(stage):
                     progress.end(f"{label(stage)}: done earlier, skipped")
                     continue
