@@ -34,8 +34,12 @@ import tarfile
 import tempfile
 import threading
 import time
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: pip vendors the same parser
+    from pip._vendor import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PIN = ("torch==2.14.1", "torchvision==0.29.1")
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv")
     parser.add_argument("--force", action="store_true", help="re-run every step even if the stamp matches")
     args = parser.parse_args(argv)
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036  (runs under whatever python3 the user has)
         print("error: Python >= 3.10 is required", file=sys.stderr)
         return 1
     env = Env(args.venv.resolve())
