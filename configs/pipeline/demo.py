@@ -17,7 +17,7 @@
 #          Rerunning resumes; --dry-run lists the stages.
 # Cost (2-core CPU, docs/pipeline.md has the breakdown): 48 stages, ~15.5 min of CPU; measured 16 min
 #   wall-clock with other jobs sharing the machine, ~13-15 min on an idle one. --quick: 24 stages, ~8.5 min
-#   of CPU. A rerun of a finished pipeline only rebuilds the report (~30 s).
+#   of CPU. A rerun of a finished pipeline only rebuilds the report (seconds).
 # The tiny numbers only show that every stage works and what the report looks like; they say nothing
 # about the methods (the transfer sets have 24 training images).
 report_dir = 'work_dirs/demo'
