@@ -159,3 +159,24 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     assert r.stderr.strip().splitlines()[-1] == ("error: unknown task 'depth' in the subset option; the config has: "
                                                  "det, ins, pose, seg")
     assert not (tmp_path / "r").exists()
+
+
+def test_launch_commands_for_torchrun_and_slurm():
+    from transfer.pipeline.launch import Launch
+
+    env = {"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1", "PORT": "29600"}
+    tr = Launch.from_config(dict(launcher="pytorch", gpus=dict(default=8, seg=4)), env)
+    cmd = tr.wrap(["tools/train.py", "cfg.py"], "seg", job="j")
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node=4" in cmd
+    assert {"--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29600"} <= set(cmd)
+    assert cmd[-4:] == ["tools/train.py", "cfg.py", "--launcher", "pytorch"] and not tr.is_main_node
+    sl = Launch.from_config(dict(launcher="slurm", partition="gpu", gpus=16, srun_args=["--time=1:00:00"]), env)
+    cmd = sl.wrap(["tools/train.py", "cfg.py"], "det", job="dar-det")
+    assert cmd[:3] == ["srun", "-p", "gpu"] and "--ntasks=16" in cmd and "--ntasks-per-node=8" in cmd
+    assert "--time=1:00:00" in cmd and cmd[-2:] == ["--launcher", "slurm"] and sl.is_main_node  # srun ranks itself
+    # what changes the result enters the digest; where the nodes are does not
+    assert tr.identity("seg") == ["launcher=pytorch", "gpus=4"] and Launch().identity("seg") == []
+    with pytest.raises(PipelineError, match="partition is required"):
+        Launch.from_config(dict(launcher="slurm"), {})
+    with pytest.raises(PipelineError, match="launcher must be one of"):
+        Launch.from_config(dict(launcher="mpi"), {})
