@@ -6,8 +6,8 @@ done); a report folder that is not writable or holds results of other settings.
 """
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +57,16 @@ def check_shape(spec: PipelineSpec) -> None:
 
 
 def check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{uuid.uuid4().hex[:8]}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise PipelineError(f"report folder {folder} is not writable ({type(e).__name__}: {e.strerror or e})") from None
+    """The folder, or the nearest existing folder above it, accepts new files (nothing is created here)."""
+    folder = Path(folder).absolute()
+    probe_dir = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    problem = None
+    if probe_dir is None or not probe_dir.is_dir():
+        problem = f"{probe_dir} is not a folder"
+    elif not os.access(probe_dir, os.W_OK | os.X_OK):
+        problem = f"no write permission in {probe_dir}"
+    if problem:
+        raise PipelineError(f"report folder {folder} is not writable ({problem})")
 
 
 def pretrain_arch(spec: PipelineSpec) -> dict[str, str]:
