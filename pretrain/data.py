@@ -13,11 +13,25 @@ Augmentation is timm's (random-resized crop, flip; single centre crop for evalua
 are re-seeded per sample from ``(seed, epoch, index)``, so a sample's augmented view does not depend on
 worker count, batch order or a resume in the middle of an epoch -- exact resume needs that.
 Every problem with the input is raised as :class:`DataError` with one line naming it.
+
+With ``uint8=True`` the transforms stop at a uint8 tensor (timm's prefetcher transforms): loader
+workers decode, augment and collate uint8 (a quarter of the bytes through shared and pinned memory) and
+the trainer normalises each batch on its device with :class:`BatchNormalize`, with the same float32
+operations as ``ToTensor`` + ``Normalize`` -- the normalised batch is bitwise the one the float pipeline
+gives.
+
+An image whose header is valid but whose body is corrupt passes the start-up check and fails when a
+worker decodes it. ``data.on_bad_image='fail'`` (default) raises :class:`BadImageError` naming the file
+(one line, also when it crosses a worker process); ``'substitute'`` trains the next readable sample in
+its place (same on every rank and across resumes), logs each bad file once on stderr and fails past
+``data.max_bad_images`` distinct bad files on a rank.
 """
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import random
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,16 +39,33 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from timm.data import create_transform
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 DATASET_TYPES = ("imagefolder", "cifar10", "cifar100", "listfile", "digits")
+BAD_IMAGE_POLICIES = ("fail", "substitute")
+DEFAULT_MAX_BAD_IMAGES = 10
 
 
 class DataError(ValueError):
     """Bad data input; the message is one line naming the problem."""
+
+
+class BadImageError(DataError):
+    """An image that cannot be decoded.
+
+    Raised in a DataLoader worker, torch re-raises it in the main process as
+    ``BadImageError("Caught BadImageError in DataLoader worker ...\nOriginal Traceback ...")``; the
+    original one-line message is recovered from that traceback's last line.
+    """
+
+    def __init__(self, message: str):
+        if message.startswith(f"Caught {type(self).__name__} "):
+            last = message.rstrip().splitlines()[-1]
+            message = last.split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
 
 
 def load_image(path: str) -> Image.Image:
@@ -43,7 +74,7 @@ def load_image(path: str) -> Image.Image:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
     except Exception as exc:
-        raise DataError(_unreadable(path, exc)) from exc
+        raise BadImageError(_unreadable(path, exc)) from exc
 
 
 def _unreadable(path: str, exc: Exception) -> str:
@@ -102,13 +133,66 @@ class AugSeed:
                 random.setstate(py_state)
 
 
+class BatchNormalize:
+    """``(x / 255 - mean) / std`` of a uint8 ``(N, C, H, W)`` batch, as float32 on the batch's device.
+
+    The same three float32 operations, in the same order, as torchvision's ``ToTensor`` followed by
+    ``Normalize`` per sample, so the result is bitwise what the float pipeline gives (timm's
+    ``PrefetchLoader`` folds the 1/255 into mean and std instead, which rounds differently).
+    """
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_DEFAULT_MEAN, std: Sequence[float] = IMAGENET_DEFAULT_STD):
+        self.mean = torch.tensor(tuple(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(tuple(std), dtype=torch.float32).view(1, -1, 1, 1)
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"BatchNormalize expects a uint8 batch, got {images.dtype}")
+        if images.device not in self._on:  # copy the constants to a device once, not every step
+            self._on[images.device] = (self.mean.to(images.device), self.std.to(images.device))
+        mean, std = self._on[images.device]
+        return images.float().div_(255).sub_(mean).div_(std)
+
+
+class BadImages:
+    """The distinct unreadable images one rank met, shared by its loader workers, at most ``limit``.
+
+    Workers are separate processes (re-created every epoch), so the record lives in shared memory
+    created by the main process; a lock keeps two workers from taking the same slot.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.seen = torch.full((limit + 1,), -1, dtype=torch.int64).share_memory_()
+        self.lock = multiprocessing.Lock()
+
+    def add(self, index: int) -> tuple[bool, int]:
+        """Record ``index``; return (whether it is new, how many distinct bad images so far)."""
+        with self.lock:
+            known = self.seen[self.seen >= 0]
+            if bool((known == index).any()):
+                return False, known.numel()
+            if known.numel() < len(self.seen):
+                self.seen[known.numel()] = index
+            return True, known.numel() + 1
+
+    def indices(self) -> list[int]:
+        return [i for i in self.seen.tolist() if i >= 0]
+
+
 class Indexed(Dataset):
     """Wrap a dataset of ``(image, target)`` to return ``(image, target, index)``."""
 
     def __init__(self, base: Dataset, targets: Sequence[int], num_classes: int,
-                 transform: Callable | None = None, aug_seed: AugSeed | None = None):
+                 transform: Callable | None = None, aug_seed: AugSeed | None = None,
+                 on_bad_image: str = "fail", max_bad_images: int = DEFAULT_MAX_BAD_IMAGES,
+                 normalize: BatchNormalize | None = None):
         self.base, self.targets, self.num_classes = base, list(targets), num_classes
         self.transform, self.aug_seed = transform, aug_seed
+        self.on_bad_image = on_bad_image
+        self.bad = BadImages(max_bad_images) if on_bad_image == "substitute" else None
+        self.normalize = normalize  # set when items are uint8: what turns a batch into model input
 
     def set_epoch(self, epoch: int) -> None:
         if self.aug_seed is not None:
@@ -118,7 +202,7 @@ class Indexed(Dataset):
         return len(self.targets)
 
     def __getitem__(self, index: int):
-        image, target = self.base[index]
+        image, target = self._load(index)
         if self.transform is not None:
             if self.aug_seed is None:
                 image = self.transform(image)
@@ -126,6 +210,32 @@ class Indexed(Dataset):
                 with self.aug_seed(index):
                     image = self.transform(image)
         return image, target, index
+
+    def _load(self, index: int):
+        """``base[index]``, or under ``on_bad_image='substitute'`` the next readable sample after it.
+
+        The replacement depends only on the index and on which files are bad, so every rank and every
+        resume trains the same one; its own target comes with it, the index stays the one scheduled.
+        """
+        try:
+            return self.base[index]
+        except BadImageError as exc:
+            if self.bad is None:
+                raise
+            error = exc
+        for step in range(1, len(self) + 1):
+            new, count = self.bad.add((index + step - 1) % len(self))
+            if count > self.bad.limit:
+                raise BadImageError(f"{error} -- more than data.max_bad_images={self.bad.limit} "
+                                    "unreadable images on this rank")
+            if new:
+                print(f"warning: {error}; substituted by the next readable image "
+                      f"({count} of at most data.max_bad_images={self.bad.limit})", file=sys.stderr, flush=True)
+            try:
+                return self.base[(index + step) % len(self)]
+            except BadImageError as exc:
+                error = exc
+        raise BadImageError(f"{error} -- no readable image left to substitute")
 
 
 class ListFile(Dataset):
@@ -181,15 +291,24 @@ class Digits(Dataset):
         return self.images[i], self.targets[i]
 
 
-def build_transform(data: dict, train: bool) -> Callable:
-    """timm's standard transform: random-resized crop + flip for training, one centre crop for eval."""
+def build_transform(data: dict, train: bool, uint8: bool = False) -> Callable:
+    """timm's standard transform: random-resized crop + flip for training, one centre crop for eval.
+
+    ``uint8=True`` ends at a uint8 tensor (timm's ``use_prefetcher`` transforms, the same random draws);
+    :func:`normalizer` gives what then turns a batch into model input on the device.
+    """
     size = int(data.get("img_size", 224))
+    common = dict(interpolation=data.get("interpolation", "bilinear"), use_prefetcher=uint8,
+                  mean=tuple(data.get("mean", IMAGENET_DEFAULT_MEAN)), std=tuple(data.get("std", IMAGENET_DEFAULT_STD)))
     if train:
         return create_transform(size, is_training=True, scale=tuple(data.get("scale", (0.08, 1.0))),
-                                hflip=float(data.get("hflip", 0.5)), color_jitter=None,
-                                interpolation=data.get("interpolation", "bilinear"))
-    return create_transform(size, is_training=False, crop_pct=float(data.get("crop_pct", 0.875)),
-                            interpolation=data.get("interpolation", "bilinear"))
+                                hflip=float(data.get("hflip", 0.5)), color_jitter=None, **common)
+    return create_transform(size, is_training=False, crop_pct=float(data.get("crop_pct", 0.875)), **common)
+
+
+def normalizer(data: dict) -> BatchNormalize:
+    """The per-batch normalisation matching :func:`build_transform` for a config's ``data`` dict."""
+    return BatchNormalize(data.get("mean", IMAGENET_DEFAULT_MEAN), data.get("std", IMAGENET_DEFAULT_STD))
 
 
 def _image_folder(path: Path) -> ImageFolder:
@@ -244,16 +363,30 @@ def _source(data: dict, split: str) -> tuple[Dataset, list[int], int, list[str]]
     return ds, targets, int(data.get("num_classes") or max(targets) + 1), [p for p, _ in ds.samples]
 
 
-def build_dataset(data: dict, split: str, seed: int = 0, rank: int = 0, world_size: int = 1) -> Indexed:
+def _bad_image_policy(data: dict) -> tuple[str, int]:
+    policy = data.get("on_bad_image", "fail")
+    if policy not in BAD_IMAGE_POLICIES:
+        raise DataError(f"data.on_bad_image must be one of {', '.join(BAD_IMAGE_POLICIES)}, got {policy!r}")
+    limit = data.get("max_bad_images", DEFAULT_MAX_BAD_IMAGES)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise DataError(f"data.max_bad_images must be a non-negative integer, got {limit!r}")
+    return policy, limit
+
+
+def build_dataset(data: dict, split: str, seed: int = 0, rank: int = 0, world_size: int = 1,
+                  uint8: bool = False) -> Indexed:
     """Build the ``train`` or ``val`` split described by a config's ``data`` dict, checking its images.
 
     Each rank checks every ``world_size``-th image; the caller gathers the problems so that every rank
-    stops with the same message (see ``engine.first_error``).
+    stops with the same message (see ``engine.first_error``). With ``uint8`` the items are uint8 tensors
+    and the dataset's ``normalize`` turns a batch of them into model input.
     """
+    policy, limit = _bad_image_policy(data)
     base, targets, num_classes, paths = _source(data, split)
     problem = verify_images(paths[rank::world_size], data.get("verify", "header"))
     if problem:
         raise DataError(problem)
     train = split == "train"
-    return Indexed(base, targets, num_classes, build_transform(data, train),
-                   AugSeed(seed) if train else None)
+    return Indexed(base, targets, num_classes, build_transform(data, train, uint8),
+                   AugSeed(seed) if train else None, on_bad_image=policy, max_bad_images=limit,
+                   normalize=normalizer(data) if uint8 else None)
