@@ -132,3 +132,63 @@ class Feed:
             self.stream = dict(state["stream"])
         else:
             self.sampler.load_state_dict(state["sampler"])
+
+
+# -- the feeds of the method protocol (pretrain.methods.base) ------------------------------------------
+class SamplerFeed:
+    """One pass of a subset sampler per epoch, in batches of ``batch_size`` (the last one folded)."""
+
+    def __init__(self, dataset, sampler, batch_size: int, workers: int, seed: int):
+        self.dataset, self.sampler, self.b, self.workers, self.seed = dataset, sampler, batch_size, workers, seed
+
+    def steps_in_epoch(self) -> int:
+        return fold_tail_batches(self.sampler.per_rank, self.b)
+
+    def begin(self, epoch: int, step: int = 0):
+        """Iterator over epoch ``epoch``'s batches of ``(images, targets, indices)`` from step ``step`` on."""
+        self.sampler.set_epoch(epoch)
+        self.sampler.set_start(step * self.b)  # every batch before the last is full
+        self.dataset.set_epoch(epoch)
+        return iter(loader(self.dataset, self.b, self.sampler, self.workers, derive_seed(self.seed, "loader", epoch)))
+
+    def state_dict(self) -> dict:
+        return {}  # the sampler belongs to the method, which checkpoints it
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class PoolFeed:
+    """Pools of ``pool_size`` per step, ``steps`` per epoch, cut from endless reshuffled passes over all data.
+
+    Each pass is one epoch order of ``sampler`` (every sample once, sharded); an epoch of steps does not
+    follow the passes, so the stream position is checkpointed.
+    """
+
+    def __init__(self, dataset, sampler, pool_size: int, steps: int, workers: int, seed: int):
+        self.dataset, self.sampler, self.pool, self.steps = dataset, sampler, pool_size, steps
+        self.workers, self.seed = workers, seed
+        self.stream = {"pass": 1, "position": 0}  # where in the reshuffled passes the next pool starts
+
+    def steps_in_epoch(self) -> int:
+        return self.steps
+
+    def begin(self, epoch: int, step: int = 0):
+        return itertools.islice(self._pools(), self.steps - step)
+
+    def _pools(self):
+        while True:
+            self.sampler.set_epoch(self.stream["pass"])
+            self.sampler.set_start(self.stream["position"])
+            self.dataset.set_epoch(self.stream["pass"])
+            seed = derive_seed(self.seed, "loader", self.stream["pass"])
+            for batch in loader(self.dataset, self.pool, self.sampler, self.workers, seed, drop_last=True):
+                self.stream["position"] += self.pool
+                yield batch
+            self.stream = {"pass": self.stream["pass"] + 1, "position": 0}
+
+    def state_dict(self) -> dict:
+        return {"stream": dict(self.stream)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stream = dict(state["stream"])
