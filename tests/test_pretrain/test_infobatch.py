@@ -1,0 +1,122 @@
+"""InfoBatch: the well-learned set, the kept subset and its weights, the delta boundary, the dry-run bound."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from pretrain.selection.infobatch import (
+    InfoBatchParams,
+    cost_bound,
+    infobatch_select,
+    kept_well_learned_count,
+    prunes,
+    pruning_epochs,
+    well_learned,
+)
+
+NAN = math.nan
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_well_learned_is_strictly_below_the_mean_of_the_scored():
+    # scored: 1, 3, 2, 2 -> mean 2; the two samples at the mean are not well-learned; NaN never is
+    mask = well_learned(torch.tensor([1.0, 3.0, 2.0, 2.0, NAN]))
+    assert mask.tolist() == [True, False, False, False, False]
+    # the mean is over the scored only: (1 + 3 + 1.8) / 3 = 1.93 keeps 1.8 in L; counting NaN as 0
+    # would give 1.45 (1.8 out, the NaN in)
+    assert well_learned(torch.tensor([1.0, 3.0, 1.8, NAN])).tolist() == [True, False, True, False]
+    assert well_learned(torch.tensor([NAN, NAN])).tolist() == [False, False]
+    assert well_learned(torch.tensor([0.5, 0.5, 0.5])).tolist() == [False] * 3  # all equal: nothing below
+
+
+def test_select_keeps_exactly_floor_half_of_the_well_learned_with_weight_two():
+    # scored mean = (0.1 + 0.2 + 0.3 + 0.4 + 5 + 6) / 6 = 2 -> L = {0, 1, 2, 3}; 6 and 7 never scored
+    scores = torch.tensor([0.1, 0.2, 0.3, 0.4, 5.0, 6.0, NAN, NAN])
+    for seed in range(20):
+        sel = infobatch_select(scores, 0.5, gen(seed))
+        # the documented draw: one randperm of |L| = 4 over L in index order, its first floor(0.5 * 4) = 2
+        survivors = sorted(torch.randperm(4, generator=gen(seed))[:2].tolist())
+        assert sel.kept.tolist() == survivors + [4, 5, 6, 7]
+        assert sel.kept.dtype == torch.int64 and sel.num_well_learned == 4
+        assert sel.weights.tolist() == [2.0, 2.0, 1.0, 1.0, 1.0, 1.0]
+        table = sel.weight_table(8)
+        assert table.tolist() == [2.0 if i in survivors else 1.0 for i in range(8)]
+
+
+def test_survivors_are_uniform_over_the_well_learned():
+    scores = torch.tensor([0.1, 0.2, 0.3, 0.4, 5.0, 6.0])
+    g, pairs = gen(0), {}
+    for _ in range(3000):
+        kept = infobatch_select(scores, 0.5, g).kept.tolist()
+        pair = tuple(i for i in kept if i < 4)
+        pairs[pair] = pairs.get(pair, 0) + 1
+    assert len(pairs) == 6  # all C(4, 2) pairs occur
+    assert chisquare(list(pairs.values())).pvalue > 1e-3
+    # and the test can fail: a draw that always prefers the lowest scores would be rejected
+    biased = [1500, 300, 300, 300, 300, 300]
+    assert chisquare(biased).pvalue < 1e-6
+
+
+def test_unscored_table_prunes_nothing_and_draws_nothing():
+    g = gen(3)
+    before = g.get_state()
+    sel = infobatch_select(torch.full((5,), NAN), 0.5, g)
+    assert sel.kept.tolist() == [0, 1, 2, 3, 4] and sel.weights.tolist() == [1.0] * 5
+    assert torch.equal(g.get_state(), before)
+
+
+def test_counts_are_exact_decimals():
+    # ten samples at 0 and one at 100: mean 100/11, |L| = 10; r = 0.9 keeps floor(0.1 * 10) = 1 with weight 10
+    # (in floating point (1 - 0.9) * 10 = 0.9999999999999998, whose floor is 0)
+    scores = torch.tensor([0.0] * 10 + [100.0])
+    sel = infobatch_select(scores, 0.9, gen(0))
+    assert sel.kept.numel() == 2 and sel.kept[-1].item() == 10
+    assert sel.weights.tolist() == [10.0, 1.0]
+    assert kept_well_learned_count(10, 0.7) == 3 and kept_well_learned_count(7, 0.5) == 3
+    assert InfoBatchParams(prune_ratio=0.5).weight == 2.0 and InfoBatchParams(prune_ratio=0.0).weight == 1.0
+    # r = 0 keeps everything, weight 1
+    full = infobatch_select(torch.tensor([0.1, 0.2, 5.0]), 0.0, gen(0))
+    assert full.kept.tolist() == [0, 1, 2] and full.weights.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_delta_boundary_prunes_the_first_ceil_delta_e_epochs():
+    assert pruning_epochs(200, 0.875) == 175  # the paper's CIFAR setting: 176-200 train the full data
+    assert [e for e in range(1, 9) if prunes(e, 8, 0.875)] == [1, 2, 3, 4, 5, 6, 7]
+    assert pruning_epochs(6, 0.875) == 6  # ceil(5.25)
+    # 0.7 * 10 is 7.000000000000001 in floating point: its ceiling would be 8
+    assert pruning_epochs(10, 0.7) == 7 and prunes(7, 10, 0.7) and not prunes(8, 10, 0.7)
+    assert pruning_epochs(5, 1.0) == 5
+    with pytest.raises(ValueError, match="epoch must be in"):
+        prunes(0, 5, 0.5)
+
+
+def test_cost_bound_is_reached_by_the_worst_case_losses():
+    # N = 10, E = 4, r = 0.5, delta = 0.5: epochs 1-2 prune; epoch 1 has nothing scored
+    # least trained in a pruning epoch = 10 - ceil(0.5 * 9) = 5
+    sizes, cost = cost_bound(10, 4, InfoBatchParams(prune_ratio=0.5, delta=0.5))
+    assert sizes == [10, 5, 10, 10] and cost == pytest.approx(35 / 40)
+    # nine equal low scores and one high: |L| = 9, floor(0.5 * 9) = 4 stay, 5 pruned: the bound is tight
+    worst = infobatch_select(torch.tensor([0.0] * 9 + [1.0]), 0.5, gen(0))
+    assert worst.kept.numel() == 5
+    # and no table trains fewer
+    for seed in range(50):
+        scores = torch.rand(10, generator=gen(seed))
+        assert infobatch_select(scores, 0.5, gen(seed)).kept.numel() >= 5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(prune_ratio=1.0), r"prune_ratio must be in \[0, 1\), got 1.0"),
+    (dict(prune_ratio=-0.1), "prune_ratio"),
+    (dict(prune_ratio=True), "prune_ratio"),
+    (dict(delta=0.0), r"delta must be in \(0, 1\], got 0.0"),
+    (dict(delta=1.5), "delta"),
+])
+def test_params_are_validated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        InfoBatchParams(**kwargs)
