@@ -8,13 +8,16 @@ never leaves a truncated checkpoint behind and ``last_checkpoint`` always names 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+# The work-dir contract lives in .workdir; these names stay importable from here.
+from .workdir import atomic_save, atomic_write_text, write_last_checkpoint  # noqa: F401
+from .workdir import latest_checkpoint as find_last  # noqa: F401
 
 # Config keys that may change between a checkpoint and its resume: where things are and how fast they
 # run, not what is trained.
@@ -25,42 +28,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed here; the message is one line."""
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(state: dict, work_dir: str | Path, name: str) -> Path:
     """Write ``work_dir/name`` atomically and point ``last_checkpoint`` at it."""
     path = atomic_save(state, Path(work_dir) / name)
-    atomic_write_text(Path(work_dir) / "last_checkpoint", str(path))
+    write_last_checkpoint(work_dir, path)
     return path
-
-
-def find_last(work_dir: str | Path) -> Path | None:
-    """The checkpoint named by ``work_dir/last_checkpoint``, or None when there is none."""
-    pointer = Path(work_dir) / "last_checkpoint"
-    if not pointer.is_file():
-        return None
-    path = Path(pointer.read_text().strip())
-    if not path.is_file() and (Path(work_dir) / path.name).is_file():
-        path = Path(work_dir) / path.name  # the work dir was moved since
-    return path if path.is_file() else None
 
 
 def rng_state() -> dict:

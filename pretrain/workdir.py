@@ -1,0 +1,175 @@
+"""The work-dir contract, in one place: atomic writes, the ``last_checkpoint`` pointer, the git revision,
+and the two records the results tables read (``log.jsonl`` of pre-training, ``metrics.json`` of transfer).
+
+Every file the project writes into a work dir, a report folder or a published-model folder goes through
+:func:`atomic_path`: the bytes land in a hidden temporary file beside the target (``.<name>.tmp<pid>``)
+and are renamed into place only when complete, so a reader never sees half a file. On ANY failure (a full
+disk, ``RLIMIT_FSIZE``, a signal turned into an exception, a bug in the writer) the temporary file is
+removed and the previous file stays as it was.
+
+``last_checkpoint`` holds the path of the newest checkpoint, as mmengine's ``CheckpointHook`` writes it;
+pre-training writes it the same way. :func:`latest_checkpoint` is the one reader (through mmengine's
+``find_latest_checkpoint`` where mmengine's runner is loaded), resolving a work dir moved since.
+
+Imports: the standard library; ``torch`` and ``mmengine`` only inside the functions that need them, so
+that this module (and ``pretrain``) imports without OpenMMLab.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+LAST_CHECKPOINT = "last_checkpoint"
+LOG_FILE = "log.jsonl"  # pre-training: one JSON record a line ({"type": "epoch"|"summary", ...})
+METRICS_FILE = "metrics.json"  # transfer: {"task", "config", "backbone", "backbone_meta", "metrics"}
+GIT_REV_FILE = "git_rev.txt"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------ atomic writes
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; rename it onto ``path`` when the block ends.
+
+    If the block raises (anything, KeyboardInterrupt included) the temporary file is removed and
+    ``path`` is left untouched. The folder must exist.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush the file's data to disk before the rename, so a crash cannot leave the new name empty."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2, newline: bool = True, **dumps) -> Path:
+    """``json.dumps(obj, indent=indent, **dumps)`` (+ a final newline), written atomically. The text is
+    built before the file is opened: an object that does not serialise leaves nothing behind."""
+    text = json.dumps(obj, indent=indent, **dumps) + ("\n" if newline else "")
+    return atomic_write_text(path, text)
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj, path)`` through a temporary file."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------- the latest checkpoint
+def write_last_checkpoint(work_dir: str | Path, checkpoint: str | Path) -> Path:
+    """Point ``work_dir/last_checkpoint`` at ``checkpoint`` (as mmengine's CheckpointHook does)."""
+    return atomic_write_text(Path(work_dir) / LAST_CHECKPOINT, str(checkpoint))
+
+
+def _read_pointer(work_dir: Path) -> str:
+    """The pointer's text. mmengine's ``find_latest_checkpoint`` is called where mmengine's runner is
+    loaded already (fine-tuning processes); elsewhere (pre-training, the pipeline) importing it would cost
+    seconds for a one-line read, so the file is read the same way (a test checks the two agree)."""
+    runner_checkpoint = sys.modules.get("mmengine.runner.checkpoint")
+    if runner_checkpoint is None:
+        return (work_dir / LAST_CHECKPOINT).read_text().strip()
+    return runner_checkpoint.find_latest_checkpoint(str(work_dir)) or ""
+
+
+def latest_checkpoint(work_dir: str | Path) -> Path | None:
+    """The checkpoint ``work_dir/last_checkpoint`` names, or None when there is no pointer or its file
+    is gone. A pointer into a folder that has been moved since (absolute, or relative to another
+    working directory) is resolved to the file of that name inside ``work_dir``."""
+    work_dir = Path(work_dir)
+    if not (work_dir / LAST_CHECKPOINT).is_file():
+        return None  # checked here: mmengine's reader logs a warning for a missing pointer
+    path = Path(_read_pointer(work_dir))
+    if not path.is_file() and (work_dir / path.name).is_file():
+        path = work_dir / path.name
+    return path if path.name and path.is_file() else None
+
+
+# ------------------------------------------------------------------------------------- git revision
+def git_revision(repo: str | Path | None = None) -> str:
+    """The commit of ``repo`` (default: this project), ``-dirty`` when tracked files have local changes,
+    or ``unknown`` outside a git checkout."""
+    root = str(repo or PROJECT_ROOT)
+    try:
+        rev = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
+
+
+def write_git_revision(work_dir: str | Path, rev: str | None = None) -> str:
+    """Record the revision in ``work_dir/git_rev.txt``; return it."""
+    rev = rev or git_revision()
+    atomic_write_text(Path(work_dir) / GIT_REV_FILE, rev + "\n")
+    return rev
+
+
+# ---------------------------------------------------------------------------- log.jsonl, metrics.json
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (blank lines skipped)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one record as one line (``log.jsonl`` grows by a line per epoch)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_log(work_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The records of a pre-training work dir's ``log.jsonl``, or None when it has none."""
+    log = Path(work_dir) / LOG_FILE
+    return read_jsonl(log) if log.is_file() else None
+
+
+def read_summary(work_dir: str | Path) -> dict[str, Any] | None:
+    """The last ``{"type": "summary"}`` record of ``log.jsonl`` (written when a run finishes), or None."""
+    summaries = [r for r in read_log(work_dir) or [] if r.get("type") == "summary"]
+    return summaries[-1] if summaries else None
+
+
+def read_metrics(work_dir: str | Path) -> dict[str, Any] | None:
+    """A transfer work dir's ``metrics.json`` record, or None when it has none."""
+    path = Path(work_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_metrics(work_dir: str | Path, record: dict[str, Any]) -> Path:
+    """(Re)write ``work_dir/metrics.json`` atomically."""
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(Path(work_dir) / METRICS_FILE, record, sort_keys=False)
