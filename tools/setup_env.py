@@ -1,6 +1,14 @@
 """Create or refresh the project's environment in ``.venv`` (idempotent; used by ``make`` targets).
 
-    python3 tools/setup_env.py [--force] [--venv DIR]
+    python3 tools/setup_env.py [--mmcv lite|full] [--force] [--venv DIR]
+
+``--mmcv`` picks the OpenMMLab stack (default: the one the venv already has, else ``full``):
+
+- ``lite``: the registry's ``mmcv-lite==2.1.0`` (mmcv's Python code, no compiled ops; a 1 MB wheel). The
+  ops the recipes call (RoIAlign, NMS / batched NMS, sigmoid focal loss) come from
+  :mod:`transfer.mm.mmcv_ops_lite` on torchvision's prebuilt CPU/CUDA kernels; any other mmcv op raises
+  one line saying to use ``--mmcv full``. A fresh setup takes minutes and needs no compiler.
+- ``full``: mmcv 2.1.0 with all its compiled ops (step 4 below; 20+ minutes the first time).
 
 Steps (each logged to ``.venv/setup-logs/<step>.log``; a failing step stops with its name and log):
 
@@ -8,16 +16,16 @@ Steps (each logged to ``.venv/setup-logs/<step>.log``; a failing step stops with
    working torch/torchvision, so a cluster's own CUDA build is reused instead of downloaded again;
 2. torch/torchvision: reused when importable and compatible, else ``torch==2.14.1 torchvision==0.29.1``;
 3. the plain dependencies listed in ``pyproject.toml`` plus the ``dev`` extra;
-4. mmcv 2.1.0 with compiled ops, built from the registry's source release against the installed torch
+4. ``lite``: mmcv-lite 2.1.0 from the registry. ``full``: mmcv 2.1.0 with compiled ops, built from the registry's source release against the installed torch
    (no build isolation, setuptools < 81, ``-std=c++20`` for torch >= 2.12), CUDA ops when ``nvcc``, a
    CUDA torch and a GPU (or ``FORCE_CUDA=1``) are present. The wheel is cached in
    ``$DAR_TRANSFER_CACHE`` (default ``~/.cache/dar-transfer``) keyed by mmcv/torch/Python/CUDA versions,
    so the 20+ minute compile happens once per machine;
-5. xtcocotools from source (the registry wheel is built for NumPy 1);
+5. xtcocotools from source against the venv's NumPy (the registry wheel is built for NumPy 1);
 6. mmdet, mmsegmentation, mmpose without their pins (mmpose's ``chumpy`` does not build any more);
 7. this project, editable.
 
-A stamp in the venv records the inputs (this script, pyproject.toml, Python); when it matches and the
+A stamp in the venv records the inputs (this script, pyproject.toml, Python, the stack); when it matches and the
 stack imports, the script only checks and exits in a few seconds.
 """
 from __future__ import annotations
@@ -48,7 +56,11 @@ MMCV_VERSION = "2.1.0"
 TOOLBOXES = ("mmdet", "mmsegmentation", "mmpose")
 # Handled by dedicated steps, not by the plain `pip install` of step 3.
 SPECIAL = {"torch", "torchvision", "mmcv", "xtcocotools", *TOOLBOXES}
-CHECK_IMPORTS = "import torch, torchvision, timm, mmengine, mmcv.ops, mmdet, mmseg, mmpose, xtcocotools, pretrain, transfer"
+# `transfer` first: on the lite stack it provides mmcv's ops module before `mmcv.ops` is imported.
+CHECK_IMPORTS = "import torch, torchvision, timm, mmengine, transfer, mmcv.ops, mmdet, mmseg, mmpose, xtcocotools, pretrain"
+STACKS = ("lite", "full")
+DEFAULT_STACK = "full"  # becomes "lite" once the torchvision ops module is hooked in
+STACK_FILE = ".dar-transfer-stack"  # in the venv: the stack it was set up with
 
 
 class StepError(RuntimeError):
@@ -107,13 +119,29 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
 
 
-def stamp_inputs(venv: Path) -> str:
+def stamp_inputs(venv: Path, stack: str) -> str:
     h = hashlib.sha256()
     for f in (ROOT / "pyproject.toml", Path(__file__).resolve()):
         h.update(f.read_bytes())
     h.update(sys.version.encode())
     h.update(str(venv).encode())
+    h.update(stack.encode())
     return h.hexdigest()
+
+
+def choose_stack(requested: str | None, venv: Path, installed: dict[str, str | None]) -> str:
+    """The stack asked for; else the one the venv was set up with (recorded, or seen in the installed
+    mmcv distribution: a venv made before stacks existed keeps its compiled mmcv); else the default."""
+    if requested:
+        return requested
+    recorded = venv / STACK_FILE
+    if recorded.is_file() and recorded.read_text().strip() in STACKS:
+        return recorded.read_text().strip()
+    if installed.get("mmcv"):
+        return "full"
+    if installed.get("mmcv-lite"):
+        return "lite"
+    return DEFAULT_STACK
 
 
 def requirement_name(req: str) -> str:
@@ -158,16 +186,53 @@ def step_torch(env: Env) -> None:
     env.pip("torch", *TORCH_PIN)
 
 
-def mmcv_build_flavour(env: Env) -> tuple[str, bool]:
-    """Cache key and whether to compile CUDA ops (needs nvcc, a CUDA torch, and a GPU or FORCE_CUDA=1)."""
-    info = json.loads(env.query(
-        "import json, sys, torch; print(json.dumps({'torch': torch.__version__.split('+')[0], "
-        "'cuda': torch.version.cuda, 'gpu': torch.cuda.is_available(), "
-        "'py': f'{sys.version_info[0]}{sys.version_info[1]}'}))") or "{}")
-    nvcc = shutil.which("nvcc") or (Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "nvcc").exists()
-    with_cuda = bool(nvcc and info.get("cuda") and (info.get("gpu") or os.environ.get("FORCE_CUDA") == "1"))
-    tag = f"cu{info['cuda'].replace('.', '')}" if with_cuda else "cpu"
-    return f"mmcv-{MMCV_VERSION}_torch{info['torch']}_py{info['py']}_{tag}", with_cuda
+TORCH_INFO = ("import json, os, sys, torch; print(json.dumps({'torch': torch.__version__.split('+')[0], "
+              "'cuda': torch.version.cuda, 'gpu': torch.cuda.is_available(), "
+              "'capabilities': sorted({'%d.%d' % torch.cuda.get_device_capability(i) "
+              "for i in range(torch.cuda.device_count())}), "
+              "'site': os.path.dirname(os.path.dirname(torch.__file__)), "
+              "'py': f'{sys.version_info[0]}{sys.version_info[1]}'}))")
+
+
+def wheel_headers_with(site: Path, header: str) -> Path | None:
+    """The ``include`` folder of the torch wheel's ``nvidia`` packages (e.g. ``nvidia/cu13/include``) that
+    holds ``header``, or None."""
+    found = sorted(site.glob(f"nvidia/*/include/{header}"))
+    return found[0].parent if found else None
+
+
+def mmcv_build_plan(info: dict, environ: dict[str, str], nvcc: bool) -> tuple[str, dict[str, str]]:
+    """Cache key and the build variables for compiling mmcv, from the venv's torch (``info``: see
+    :data:`TORCH_INFO`), the caller's environment and whether ``nvcc`` exists.
+
+    CUDA ops need nvcc, a CUDA torch, and a GPU or ``FORCE_CUDA=1``. Their architectures are
+    ``TORCH_CUDA_ARCH_LIST`` when set, else the visible GPUs'; they are part of the key, since a wheel for
+    ``sm_90`` has no kernels for an ``sm_80`` GPU. torch's extension builder puts only ``$CUDA_HOME/include``
+    (plus ``$CUDA_INC_PATH`` and ``$CUDNN_HOME/include``) on the include path; a toolkit holding only nvcc
+    and the runtime, as CUDA 13's pip-style installs do, lacks the libraries' headers (``cusparse.h``,
+    ``cublas_v2.h``) that torch's own CUDA headers include. The torch wheel's ``nvidia`` packages ship them:
+    that folder becomes ``CUDA_INC_PATH`` unless the toolkit has them or the caller set it."""
+    build = {"MMCV_WITH_OPS": "1", "MAX_JOBS": environ.get("MAX_JOBS") or str(os.cpu_count() or 2)}
+    with_cuda = bool(nvcc and info.get("cuda") and (info.get("gpu") or environ.get("FORCE_CUDA") == "1"))
+    tag = "cpu"
+    if with_cuda:
+        build["FORCE_CUDA"] = "1"
+        archs = environ.get("TORCH_CUDA_ARCH_LIST") or ";".join(info.get("capabilities") or [])
+        if archs:
+            build["TORCH_CUDA_ARCH_LIST"] = archs
+        arch_tag = "-".join("sm" + a.replace(".", "").replace("+PTX", "ptx")
+                            for a in re.split(r"[;\s]+", archs.strip()) if a) or "allarch"
+        tag = f"cu{info['cuda'].replace('.', '')}_{arch_tag}"
+        cuda_home = Path(environ.get("CUDA_HOME") or environ.get("CUDA_PATH") or "/usr/local/cuda")
+        headers = wheel_headers_with(Path(info["site"]), "cusparse.h")
+        if not (cuda_home / "include" / "cusparse.h").exists() and headers and not environ.get("CUDA_INC_PATH"):
+            build["CUDA_INC_PATH"] = str(headers)
+    return f"mmcv-{MMCV_VERSION}_torch{info['torch']}_py{info['py']}_{tag}", build
+
+
+def has_nvcc(environ: dict[str, str]) -> bool:
+    cuda_home = environ.get("CUDA_HOME") or environ.get("CUDA_PATH") or "/usr/local/cuda"
+    return bool(shutil.which("nvcc") or (Path(cuda_home) / "bin" / "nvcc").exists())
 
 
 def cache_dir() -> Path:
@@ -175,26 +240,50 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def step_mmcv(env: Env) -> None:
-    if env.query(f"import mmcv, mmcv.ops; assert mmcv.__version__ == '{MMCV_VERSION}'") is not None:
-        say(f"mmcv {MMCV_VERSION} with compiled ops already installed")
+def installed_mmcv(env: Env) -> dict[str, str | None]:
+    """Versions of the two distributions that provide the ``mmcv`` package (None: not installed)."""
+    code = ("import json; from importlib import metadata as m\n"
+            "def v(n):\n try: return m.version(n)\n except m.PackageNotFoundError: return None\n"
+            "print(json.dumps({n: v(n) for n in ('mmcv', 'mmcv-lite')}))")
+    return json.loads(env.query(code) or '{"mmcv": null, "mmcv-lite": null}')
+
+
+def step_mmcv(env: Env, stack: str) -> None:
+    """Install the stack's mmcv; the other distribution goes first (both own the ``mmcv`` folder)."""
+    wanted, other = ("mmcv-lite", "mmcv") if stack == "lite" else ("mmcv", "mmcv-lite")
+    versions = installed_mmcv(env)
+    if versions[other] is not None:
+        say(f"removing {other} {versions[other]} (switching to the {stack} stack)")
+        env.run("mmcv-uninstall", [str(env.python), "-m", "pip", "uninstall", "-y", other])
+    elif versions[wanted] == MMCV_VERSION and (
+            stack == "lite" or env.query("import mmcv._ext") is not None):
+        say(f"{wanted} {MMCV_VERSION} already installed")
         return
-    key, with_cuda = mmcv_build_flavour(env)
+    if stack == "lite":
+        say(f"installing mmcv-lite {MMCV_VERSION} (no compiled ops; the recipes' ops come from torchvision)")
+        env.pip("mmcv-install", "--force-reinstall", "--no-deps", f"mmcv-lite=={MMCV_VERSION}")
+        return
+    info = json.loads(env.query(TORCH_INFO) or "{}")
+    key, build_vars = mmcv_build_plan(info, dict(os.environ), has_nvcc(dict(os.environ)))
     cached = cache_dir() / "wheels" / key
     wheels = sorted(cached.glob("mmcv-*.whl")) if cached.is_dir() else []
     if not wheels:
-        _build_mmcv(env, cached, with_cuda)
+        _build_mmcv(env, cached, build_vars)
         wheels = sorted(cached.glob("mmcv-*.whl"))
     else:
         say(f"using cached mmcv wheel {wheels[-1]}")
     env.pip("mmcv-install", "--no-deps", "--force-reinstall", str(wheels[-1]))
 
 
-def _build_mmcv(env: Env, cached: Path, with_cuda: bool) -> None:
+def _build_mmcv(env: Env, cached: Path, build_vars: dict[str, str]) -> None:
     torch_version = version_tuple(env.query("import torch; print(torch.__version__)") or "0")
     cxx_std = "c++20" if torch_version >= (2, 12) else "c++17"
-    say(f"compiling mmcv {MMCV_VERSION} with {'CUDA' if with_cuda else 'CPU'} ops, -std={cxx_std} "
-        f"(one-time, 20+ minutes on 2 cores; cached afterwards in {cached})")
+    with_cuda = build_vars.get("FORCE_CUDA") == "1"
+    what = f"CUDA ops for {build_vars.get('TORCH_CUDA_ARCH_LIST', 'every architecture torch knows')}" if with_cuda else "CPU ops"
+    say(f"compiling mmcv {MMCV_VERSION} with {what}, -std={cxx_std}, {build_vars['MAX_JOBS']} jobs "
+        f"(one-time, 20+ minutes on 2 cores for CPU ops, hours for CUDA; cached afterwards in {cached})")
+    if "CUDA_INC_PATH" in build_vars:
+        say(f"  CUDA library headers from the torch wheel: {build_vars['CUDA_INC_PATH']}")
     env.pip("mmcv-build-deps", "setuptools<81", "wheel", "ninja", "packaging")
     with tempfile.TemporaryDirectory(prefix="mmcv-build-") as tmp:
         tmp = Path(tmp)
@@ -210,9 +299,7 @@ def _build_mmcv(env: Env, cached: Path, with_cuda: bool) -> None:
         setup_py = src / "setup.py"
         # torch >= 2.12 headers refuse C++17; mmcv 2.1.0 hard-codes -std=c++14/17 in its setup.py.
         setup_py.write_text(re.sub(r"-std=c\+\+1[47]", f"-std={cxx_std}", setup_py.read_text()))
-        build_env = dict(os.environ, MMCV_WITH_OPS="1", MAX_JOBS=str(os.cpu_count() or 2))
-        if with_cuda:
-            build_env["FORCE_CUDA"] = "1"
+        build_env = dict(os.environ, **build_vars)
         out = tmp / "wheel"
         env.run("mmcv-build", [str(env.python), "-m", "pip", "wheel", "-v", "--no-build-isolation", "--no-deps",
                                "-w", str(out), str(src)], env=build_env, progress=re.compile(r"\[\d+/\d+\]"))
@@ -228,32 +315,41 @@ def step_xtcocotools(env: Env, requirement: str) -> None:
     if env.query("from xtcocotools.cocoeval import COCOeval") is not None:
         return
     say("building xtcocotools from source (NumPy 2)")
-    env.pip("xtcocotools", "--no-binary", "xtcocotools", requirement)
+    # Its setup.py imports numpy before declaring any build requirement, so an isolated build env (which
+    # has only setuptools) fails; build against the venv's numpy instead, with Cython added.
+    env.pip("xtcocotools-build-deps", "cython")
+    env.pip("xtcocotools", "--no-build-isolation", "--no-binary", "xtcocotools", requirement)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv")
+    parser.add_argument("--mmcv", choices=STACKS, default=None,
+                        help="lite: mmcv-lite + the project's torchvision-backed ops, no compiler (minutes); "
+                             "full: mmcv compiled with all its ops (20+ minutes once, then cached). "
+                             f"Default: the venv's current stack, else {DEFAULT_STACK}")
     parser.add_argument("--force", action="store_true", help="re-run every step even if the stamp matches")
     args = parser.parse_args(argv)
     if sys.version_info < (3, 10):  # noqa: UP036  (runs under whatever python3 the user has)
         print("error: Python >= 3.10 is required", file=sys.stderr)
         return 1
     env = Env(args.venv.resolve())
+    stack = choose_stack(args.mmcv, env.venv, installed_mmcv(env) if env.python.exists() else {})
     stamp = env.venv / ".dar-transfer-stamp"
-    inputs = stamp_inputs(env.venv)
+    inputs = stamp_inputs(env.venv, stack)
     if (not args.force and stamp.exists() and stamp.read_text() == inputs
             and env.query(CHECK_IMPORTS) is not None):
-        say(f"environment {env.venv} is up to date")
+        say(f"environment {env.venv} ({stack} stack) is up to date")
         return 0
     t0 = time.time()
+    say(f"setting up {env.venv} with the {stack} OpenMMLab stack")
     try:
         step_venv(env)
         step_torch(env)
         plain, special = project_requirements()
         say(f"installing {len(plain)} plain dependencies from pyproject.toml")
         env.pip("dependencies", *plain)
-        step_mmcv(env)
+        step_mmcv(env, stack)
         step_xtcocotools(env, special["xtcocotools"])
         say("installing mmdet, mmsegmentation, mmpose (without their pins)")
         env.pip("toolboxes", "--no-deps", *(special[name] for name in TOOLBOXES))
@@ -263,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     except StepError as exc:
         print(f"error: setup {exc}", file=sys.stderr)
         return 1
+    (env.venv / STACK_FILE).write_text(stack + "\n")
     stamp.write_text(inputs)
-    say(f"environment ready in {time.time() - t0:.0f} s: {env.venv}")
+    say(f"environment ({stack} stack) ready in {time.time() - t0:.0f} s: {env.venv}")
     return 0
 
 
