@@ -11,7 +11,7 @@ env:
 
 ## make demo: the main job (pre-train -> publish -> transfer -> comparison report) on the embedded data
 demo: env
-	@$(PY) -m transfer.doctor --brief
+	@$(PY) -m transfer.mm.doctor --brief
 	@$(PY) tools/pipeline.py configs/pipeline/demo.py $(ARGS)
 
 ## make test: the whole test suite (CI runs exactly this)
@@ -23,7 +23,7 @@ test-fast: env
 	@$(PY) -m pytest -m "not slow" $(ARGS)
 
 doctor: env
-	@$(PY) -m transfer.doctor
+	@$(PY) -m transfer.mm.doctor
 
 lint: env
 	@$(VENV)/bin/ruff check .

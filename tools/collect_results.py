@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from transfer.results import collect, discover, to_csv, to_markdown, write_tables
+from transfer.study.results import collect, discover, to_csv, to_markdown, write_tables
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
     if args.out:
         write_tables(tables, Path(args.out) / "tables")
         if args.plots:
-            from transfer.plots import draw_all
+            from transfer.study.plots import draw_all
 
             draw_all(pre, tra, Path(args.out) / "plots")
     return 0

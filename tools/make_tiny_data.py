@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from transfer.tiny_data import generate
+from transfer.tinydata import generate
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

@@ -40,12 +40,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    from transfer.pipeline.checks import validate
-    from transfer.pipeline.errors import PipelineError
-    from transfer.pipeline.report import write_report
-    from transfer.pipeline.runner import Runner, StageFailed, label
-    from transfer.pipeline.spec import load_spec
-    from transfer.pipeline.stages import pretrain_command, quote, tail
+    from transfer.study.checks import validate
+    from transfer.study.errors import PipelineError
+    from transfer.study.report import write_report
+    from transfer.study.runner import Runner, StageFailed, label
+    from transfer.study.spec import load_spec
+    from transfer.study.stages import pretrain_command, quote, tail
 
     try:
         spec = load_spec(args.config, quick=args.quick, methods=args.methods, tasks=args.tasks, seeds=args.seeds,

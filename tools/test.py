@@ -2,13 +2,13 @@
 
     python tools/test.py CONFIG CKPT [--work-dir DIR] [--out preds.pkl] [--data-root DIR] [--cfg-options k=v ...]
 
-See transfer/cli.py and docs/transfer.md.
+See transfer/mm/cli.py and docs/transfer.md.
 """
 from __future__ import annotations
 
 import sys
 
-from transfer.cli import get_test_parser, test_main
+from transfer.mm.cli import get_test_parser, test_main
 
 get_args_parser = get_test_parser
 

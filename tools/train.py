@@ -4,7 +4,7 @@
     python tools/train.py configs/transfer/<cfg>.py [--work-dir DIR] [--backbone CKPT] ...
 
 A config whose ``default_scope`` is ``mmdet``, ``mmseg`` or ``mmpose`` is a transfer (fine-tuning)
-config and goes to :mod:`transfer.cli`; a config without ``default_scope`` is a pre-training config and
+config and goes to :mod:`transfer.mm.cli`; a config without ``default_scope`` is a pre-training config and
 goes to :mod:`pretrain.cli`. Each side parses its own options.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     if config_kind(argv[0]) == "transfer":
-        from transfer.cli import train_main
+        from transfer.mm.cli import train_main
     else:
         from pretrain.cli import train_main
     return train_main(argv)

@@ -10,7 +10,7 @@
 _base_ = ['./mask-rcnn_r50_fpn_1x_coco.py']
 
 data_root = 'data/tiny/coco/'
-# transfer.tiny_data.TINY_COCO_CLASSES (category ids 1..3); a test checks they agree.
+# transfer.tinydata.TINY_COCO_CLASSES (category ids 1..3); a test checks they agree.
 metainfo = dict(classes=('circle', 'rectangle', 'triangle'))
 scale = (192, 192)
 

@@ -2,14 +2,14 @@
 # Reproduces: mmpose 1.3 `body_2d_keypoint/topdown_heatmap/coco/td-hm_res101_8xb64-210e_coco-256x192.py`,
 #   upstream 72.8 AP (COCO val, person detector AP 56 boxes) with torchvision's ImageNet ResNet-101. Every
 #   hyper-parameter is upstream's; the only change is the backbone weights (`DarResNet` = mmpose's ResNet
-#   whose Pretrained checkpoint loads through transfer.checkpoint).
+#   whose Pretrained checkpoint loads through transfer.mm.checkpoint).
 # Launch (8 GPUs x 64 = batch 512, Adam 5e-4):
 #   tools/dist_train.sh configs/transfer/td-hm_res101_8xb64-210e_coco-256x192.py 8 --backbone BACKBONE.pth
 #   python tools/test.py configs/transfer/td-hm_res101_8xb64-210e_coco-256x192.py work_dirs/td-hm_res101_8xb64-210e_coco-256x192/best_coco_AP_epoch_*.pth
 # Cost: 210 epochs x 150k person instances at batch 512 = ~62k iterations on 8 GPUs (~1.5x ResNet-50's time).
 # Data: as td-hm_res50_8xb64-210e_coco-256x192.py.
 _base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_res101_8xb64-210e_coco-256x192.py']
-custom_imports = dict(imports=['transfer.mmpose'], allow_failed_imports=False)
+custom_imports = dict(imports=['transfer.mm.mmpose'], allow_failed_imports=False)
 
 backbone_checkpoint = 'checkpoints/resnet101_backbone.pth'  # replace with --backbone PATH
 model = dict(

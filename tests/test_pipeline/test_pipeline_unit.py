@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from mmengine.config import DictAction
 
-from transfer.pipeline.checks import validate
-from transfer.pipeline.errors import PipelineError
-from transfer.pipeline.progress import Progress
-from transfer.pipeline.runner import Runner
-from transfer.pipeline.spec import load_spec
-from transfer.pipeline.stages import Layout, Stage, options_argv, plan, write_marker
+from transfer.study.checks import validate
+from transfer.study.errors import PipelineError
+from transfer.study.progress import Progress
+from transfer.study.runner import Runner
+from transfer.study.spec import load_spec
+from transfer.study.stages import Layout, Stage, options_argv, plan, write_marker
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "pipeline" / "demo.py"
@@ -162,7 +162,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
 
 
 def test_launch_commands_for_torchrun_and_slurm():
-    from transfer.pipeline.launch import Launch
+    from transfer.study.launch import Launch
 
     env = {"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1", "PORT": "29600"}
     tr = Launch.from_config(dict(launcher="pytorch", gpus=dict(default=8, seg=4)), env)

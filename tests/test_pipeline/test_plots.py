@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transfer.plots import draw_all, loss_split
-from transfer.results import TransferRun, load_pretrain_run
+from transfer.study.plots import draw_all, loss_split
+from transfer.study.results import TransferRun, load_pretrain_run
 
 
 def write_run(root: Path, name: str, method: str, cost: float, kept_fracs: list[float], events: dict) -> Path:

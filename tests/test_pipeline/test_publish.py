@@ -124,7 +124,7 @@ def test_cli_prints_path_and_fails_with_one_line(tmp_path, model):
 
 
 def test_published_file_round_trips_through_transfers_loader(tmp_path, model):
-    from transfer.checkpoint import load_backbone_weights, read_backbone_checkpoint
+    from transfer.mm.checkpoint import load_backbone_weights, read_backbone_checkpoint
 
     out = publish(full_checkpoint(tmp_path / "work", model), tmp_path / "pub" / "r10_dar")
     assert hashlib.sha256(out.read_bytes()).hexdigest().startswith(out.stem.rsplit("-", 1)[1])

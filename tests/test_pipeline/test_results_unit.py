@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from transfer.results import (
+from transfer.study.results import (
     PretrainRun,
     TransferRun,
     classification_table,

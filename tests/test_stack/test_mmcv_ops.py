@@ -2,7 +2,7 @@
 import torch
 from mmcv.ops import nms, roi_align
 
-from transfer.doctor import check_mmcv_ops
+from transfer.mm.doctor import check_mmcv_ops
 
 
 def test_roi_align_matches_hand_computed_bins():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from transfer.reference import (
+from transfer.mm.reference import (
     REFERENCE_CONFIGS,
     build_reference_model,
     load_reference_config,

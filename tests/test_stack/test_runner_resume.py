@@ -1,7 +1,7 @@
 """An mmengine Runner trains one epoch, checkpoints, and a second Runner resumes from that checkpoint.
 
 Regression test for torch >= 2.6: mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` and its
-checkpoints hold non-tensor objects, so without ``transfer.compat`` the resume fails to unpickle.
+checkpoints hold non-tensor objects, so without ``transfer.mm.compat`` the resume fails to unpickle.
 """
 import pickle
 
@@ -12,7 +12,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import transfer.compat
+import transfer.mm.compat
 
 
 class TinyRegressor(BaseModel):
@@ -75,7 +75,7 @@ def test_runner_resumes_from_its_own_checkpoint(tmp_path):
 
 def test_safe_loading_stays_on_outside_mmengine(tmp_path):
     make_runner(tmp_path, max_epochs=1, resume=False).train()
-    assert "mmengine-torch-load-weights-only" in transfer.compat.APPLIED
+    assert "mmengine-torch-load-weights-only" in transfer.mm.compat.APPLIED
     # A plain torch.load still refuses the non-tensor objects: the fix is scoped, not global.
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tmp_path / "epoch_1.pth")

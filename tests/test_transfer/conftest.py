@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny datasets (generated once per session by transfer.tiny_data) and randomly
+"""Shared fixtures: the tiny datasets (generated once per session by transfer.tinydata) and randomly
 initialised timm ResNets saved in timm key naming, standing in for pre-training's backbone.pth."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
-    from transfer.tiny_data import generate
+    from transfer.tinydata import generate
 
     root = tmp_path_factory.mktemp("tiny") / "data"
     generate(root, seed=0, log=lambda _msg: None)

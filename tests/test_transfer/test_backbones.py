@@ -12,9 +12,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from transfer.backbones import TimmFeatureBackbone
-from transfer.checkpoint import BackboneCheckpointError
-from transfer.preflight import build_backbone
+from transfer.mm.backbones import TimmFeatureBackbone
+from transfer.mm.checkpoint import BackboneCheckpointError
+from transfer.mm.preflight import build_backbone
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs" / "transfer").glob("*.py"))
@@ -121,10 +121,10 @@ def test_frozen_stages_inside_a_flattened_container():
 
 @pytest.mark.parametrize("scope", SCOPES)
 def test_registered_once_per_toolbox_and_duplicates_fail(scope):
-    importlib.import_module(f"transfer.{scope}")
+    importlib.import_module(f"transfer.mm.{scope}")
     reg = registry(scope)
     assert reg.get("TimmFeatureBackbone") is TimmFeatureBackbone
-    assert reg.get("DarResNet").__module__ == f"transfer.{scope}"
+    assert reg.get("DarResNet").__module__ == f"transfer.mm.{scope}"
     with pytest.raises(KeyError, match="already registered"):
         reg.register_module(name="TimmFeatureBackbone", module=TimmFeatureBackbone)
 

@@ -1,11 +1,11 @@
-"""transfer.checkpoint: every accepted file form, the key matching, and one-line errors for bad files."""
+"""transfer.mm.checkpoint: every accepted file form, the key matching, and one-line errors for bad files."""
 from __future__ import annotations
 
 import pytest
 import timm
 import torch
 
-from transfer.checkpoint import (
+from transfer.mm.checkpoint import (
     BackboneCheckpointError,
     check_fit,
     classifier_names,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from transfer import cli
-from transfer.preflight import check_scope, replace_data_root, required_paths, set_backbone_checkpoint
+from transfer.mm import cli
+from transfer.mm.preflight import check_scope, replace_data_root, required_paths, set_backbone_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 DET_TINY = str(ROOT / "configs" / "transfer" / "faster-rcnn_r50_fpn_tiny.py")

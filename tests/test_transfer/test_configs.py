@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from transfer.preflight import build_backbone, replace_data_root, required_paths
+from transfer.mm.preflight import build_backbone, replace_data_root, required_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs" / "transfer").glob("*.py"))
@@ -48,7 +48,7 @@ def test_config_loads_builds_and_has_a_header(path):
     assert cfg.model.backbone.init_cfg.type == "Pretrained"
     model = build_model(cfg)
     assert type(model.backbone).__name__ == "DarResNet"
-    assert type(model.backbone).__module__ == f"transfer.{cfg.default_scope}"
+    assert type(model.backbone).__module__ == f"transfer.mm.{cfg.default_scope}"
     assert sum(p.numel() for p in model.parameters()) > 5e6
 
 
@@ -117,7 +117,7 @@ def test_tiny_config_is_cpu_sized_and_reads_the_tiny_data(path, tmp_path):
 
 
 def test_tiny_coco_classes_match_the_tiny_data():
-    from transfer.tiny_data import TINY_COCO_CLASSES
+    from transfer.tinydata import TINY_COCO_CLASSES
 
     for path in TINY:
         cfg = Config.fromfile(str(path))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from transfer.tiny_data import (
+from transfer.tinydata.generator import (
     COCO_KEYPOINT_NAMES,
     DETECTION_FILE,
     TINY_COCO_CLASSES,

@@ -1,5 +1,5 @@
 """The four upstream reference models our transfer configs follow, read from the installed toolboxes' own
-configs. Used by ``python -m transfer.doctor`` and the stack tests to prove the stack builds and runs them.
+configs. Used by ``python -m transfer.mm.doctor`` and the stack tests to prove the stack builds and runs them.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ mmpose 1.3.2) on current PyTorch and NumPy 2. Applied once when :mod:`transfer` 
 site-packages is edited.
 
 Each fix is a small function named after what it repairs, idempotent, and listed in :data:`FIXES` so
-``python -m transfer.doctor`` can report which ones were applied.
+``python -m transfer.mm.doctor`` can report which ones were applied.
 """
 from __future__ import annotations
 

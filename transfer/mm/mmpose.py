@@ -1,6 +1,6 @@
 """mmpose glue: ``DarResNet`` (mmpose's own ResNet with verified weight loading) and the shared
 ``TimmFeatureBackbone``, registered in mmpose's MODELS. Configs import it with
-``custom_imports = dict(imports=['transfer.mmpose'], allow_failed_imports=False)``.
+``custom_imports = dict(imports=['transfer.mm.mmpose'], allow_failed_imports=False)``.
 """
 from mmpose.models.backbones import ResNet
 from mmpose.registry import MODELS

@@ -1,6 +1,6 @@
 """Environment check: versions, mmcv's compiled ops, CUDA, and the four reference models.
 
-    python -m transfer.doctor [--brief]
+    python -m transfer.mm.doctor [--brief]
 
 Prints one line per check; exits 1 when any check failed, after printing one line per failure.
 ``--brief`` skips building the reference models (a few seconds each on a CPU).
@@ -48,7 +48,7 @@ def check_cuda() -> str:
 
 def check_task(task: str) -> Callable[[], str]:
     def run() -> str:
-        from transfer.reference import REFERENCE_CONFIGS, build_reference_model
+        from .reference import REFERENCE_CONFIGS, build_reference_model
 
         t0 = time.time()
         with warnings.catch_warnings():  # the toolboxes' deprecation chatter is not a finding
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checks: list[tuple[str, Callable[[], str]]] = [("python", platform.python_version)]
     checks += [(name, lambda name=name: version_of(name)) for name in PACKAGES]
-    checks += [("transfer compat", lambda: ", ".join(importlib.import_module("transfer.compat").APPLIED) or "none needed"),
+    checks += [("transfer compat", lambda: ", ".join(importlib.import_module("transfer.mm.compat").APPLIED) or "none needed"),
                ("mmcv ops", check_mmcv_ops), ("cuda", check_cuda)]
     if not args.brief:
         checks += [(f"task {task}", check_task(task)) for task in ("det", "ins", "pose", "seg")]

@@ -7,7 +7,7 @@
 ``tools/train.py`` dispatches here for configs whose ``default_scope`` is mmdet, mmseg or mmpose. Before
 a Runner is built, bad input stops with one ``error:`` line and exit code 2: a config of another scope,
 missing dataset files, a backbone checkpoint that is missing, not a state dict, or does not fit.
-Both commands leave ``metrics.json`` in the work dir (see :mod:`transfer.workdir`).
+Both commands leave ``metrics.json`` in the work dir (see :mod:`transfer.mm.metrics`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from mmengine.config import Config, DictAction
 
 from .checkpoint import BackboneCheckpointError, describe_meta, read_backbone_checkpoint
+from .metrics import MetricsJsonHook, git_revision, task_of
 from .preflight import (
     PreflightError,
     check_backbone,
@@ -26,7 +27,6 @@ from .preflight import (
     replace_data_root,
     set_backbone_checkpoint,
 )
-from .workdir import MetricsJsonHook, git_revision, task_of
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 

@@ -1,9 +1,9 @@
 """Backbones shared by the three toolboxes: verified weight loading and one timm feature backbone.
 
 - :class:`VerifiedPretrainedMixin` makes a module's ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``
-  load through :func:`transfer.checkpoint.load_backbone_weights` (counts keys, fails on missing or
+  load through :func:`transfer.mm.checkpoint.load_backbone_weights` (counts keys, fails on missing or
   mismatched ones) instead of mmengine's loader (which only warns). Mixed into each toolbox's own
-  ``ResNet`` as ``DarResNet`` (see ``transfer/mmdet.py``, ``mmseg.py``, ``mmpose.py``), so everything
+  ``ResNet`` as ``DarResNet`` (see ``transfer/mm/mmdet.py``, ``mmseg.py``, ``mmpose.py``), so everything
   else about the upstream backbone stays as it is.
 - :class:`TimmFeatureBackbone` wraps ``timm.create_model(name, features_only=True, ...)`` for every other
   timm architecture (DenseNet, MobileNet, RegNet, ...), registered in mmdet's, mmseg's and mmpose's MODELS.

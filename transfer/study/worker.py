@@ -1,8 +1,8 @@
-"""Fine-tune, then test, one transfer run in ONE process (``python -m transfer.pipeline.worker JOB.json``).
+"""Fine-tune, then test, one transfer run in ONE process (``python -m transfer.study.worker JOB.json``).
 
 On a CPU the toolboxes' import is several seconds per process; the pipeline's single-process runs
 (launcher 'none') save one per run by testing in the process that trained. It calls the same
-``transfer.cli.train_main`` / ``test_main`` that ``tools/train.py`` / ``tools/test.py`` call, with the same
+``transfer.mm.cli.train_main`` / ``test_main`` that ``tools/train.py`` / ``tools/test.py`` call, with the same
 arguments, and tells the runner that training finished by writing ``JOB['train_done']`` (atomically)
 and printing :data:`SENTINEL`; the runner marks the two stages from that file and ``metrics.json``.
 """
@@ -17,7 +17,7 @@ SENTINEL = "[pipeline] fine-tuning finished; testing"
 
 
 def main(job_path: str) -> int:
-    from transfer.cli import test_main, train_main
+    from transfer.mm.cli import test_main, train_main
 
     from .stages import last_checkpoint
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.publish import PublishError, publish
-from transfer.results import load_pretrain_run
 
 from .progress import Progress, fmt_s
+from .results import load_pretrain_run
 from .spec import PipelineError, PipelineSpec
 from .stages import (
     TOOLS,
@@ -169,7 +169,7 @@ class Runner:
             progress.line(line)
 
         log = self.layout.log(ft)
-        rc = run_logged([sys.executable, "-m", "transfer.pipeline.worker", str(job)], log, on_line=on_line,
+        rc = run_logged([sys.executable, "-m", "transfer.study.worker", str(job)], log, on_line=on_line,
                         echo=sys.stderr.buffer if self.echo else None)
         if not state["started"]:
             raise StageFailed(ft, f"{label(ft)} failed (exit {rc})", log)

@@ -1,6 +1,6 @@
 """mmseg glue: ``DarResNet`` (mmseg's own ResNet with verified weight loading) and the shared
 ``TimmFeatureBackbone``, registered in mmseg's MODELS. Configs import it with
-``custom_imports = dict(imports=['transfer.mmseg'], allow_failed_imports=False)``.
+``custom_imports = dict(imports=['transfer.mm.mmseg'], allow_failed_imports=False)``.
 """
 from mmseg.models.backbones import ResNet
 from mmseg.registry import MODELS

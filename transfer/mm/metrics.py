@@ -71,7 +71,7 @@ def metrics_record(task: str, config: str, backbone: str | None, backbone_meta: 
 
 def git_revision(repo: Path | None = None) -> str:
     """The project's git commit (with ``-dirty`` for local changes), or ``unknown`` outside a checkout."""
-    repo = repo or Path(__file__).resolve().parents[1]
+    repo = repo or Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=40"],
                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()

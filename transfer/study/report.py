@@ -6,10 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from transfer.plots import draw_all
-from transfer.results import collect, discover, to_markdown, write_tables
-
+from .plots import draw_all
 from .progress import fmt_s
+from .results import collect, discover, to_markdown, write_tables
 from .spec import PipelineSpec
 from .stages import Layout, Stage, read_marker
 

@@ -1,6 +1,6 @@
 """mmdet glue: ``DarResNet`` (mmdet's own ResNet with verified weight loading) and the shared
 ``TimmFeatureBackbone``, registered in mmdet's MODELS. Configs import it with
-``custom_imports = dict(imports=['transfer.mmdet'], allow_failed_imports=False)``.
+``custom_imports = dict(imports=['transfer.mm.mmdet'], allow_failed_imports=False)``.
 """
 from mmdet.models.backbones import ResNet
 from mmdet.registry import MODELS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from transfer.workdir import METRICS_FILE, MetricsJsonHook, clean_metrics, git_revision, task_of
+from transfer.mm.metrics import METRICS_FILE, MetricsJsonHook, clean_metrics, git_revision, task_of
 
 
 @pytest.mark.parametrize("cfg, task", [

@@ -1,0 +1,13 @@
+"""OpenMMLab glue: what mmdet, mmseg and mmpose need to fine-tune our timm backbones.
+
+:mod:`.compat` (fixes for the stack on current PyTorch / NumPy 2, applied when :mod:`transfer` is
+imported), :mod:`.checkpoint` (reading and verified loading of backbone weights), :mod:`.backbones`
+(``VerifiedPretrainedMixin``, ``TimmFeatureBackbone``), :mod:`.mmdet` / :mod:`.mmseg` / :mod:`.mmpose`
+(``DarResNet`` registered in each toolbox: the modules configs name in ``custom_imports``),
+:mod:`.preflight` (checks and config edits before a Runner is built), :mod:`.metrics` (the
+``metrics.json`` hook), :mod:`.cli` (``tools/train.py`` / ``tools/test.py`` for transfer configs),
+:mod:`.reference` and :mod:`.doctor` (the upstream reference models; ``python -m transfer.mm.doctor``).
+
+May import: torch, timm, mmengine, mmcv, the three toolboxes, :mod:`transfer.tasks` and
+:mod:`pretrain.workdir` (the work-dir contract). Never :mod:`transfer.study` or :mod:`transfer.tinydata`.
+"""
