@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,3 +121,111 @@ def test_cost_bound_is_reached_by_the_worst_case_losses():
 def test_params_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         InfoBatchParams(**kwargs)
+
+
+# -- the adapter (pretrain/methods/infobatch.py), one process and two real gloo ranks --------------------
+N, EPOCHS, BATCH, SEED = 601, 4, 32, 3  # N odd: the shards pad; indices > 256 are not exact in bf16
+CFG = dict(type="infobatch", prune_ratio=0.5, delta=0.75)  # epochs 1-3 prune (epoch 1 vacuously), 4 full
+
+
+def loss_of(indices: torch.Tensor, epoch: int) -> torch.Tensor:
+    """A hand-made training loss per (sample, epoch), in bf16 like an autocast loss."""
+    return (1.5 + torch.sin(indices.double() * 0.7 + epoch)).to(torch.bfloat16)
+
+
+def simulate(world: int = 1, rank: int = 0) -> list[dict]:
+    """Drive the method as the trainer does, recording ``loss_of``; a padding repeat records +100."""
+    from pretrain.methods import build_method
+    from pretrain.methods.base import Batch, RunInfo, StepInfo, StepRecord
+
+    run = RunInfo(num_samples=N, epochs=EPOCHS, batch_size=BATCH, img_size=32, world_size=world, rank=rank, seed=SEED)
+    method = build_method(CFG, run)
+    method.build_feed(None, 0)
+    out = []
+    for epoch in range(1, EPOCHS + 1):
+        method.begin_epoch(epoch)
+        method.sampler.set_epoch(epoch)
+        order, weights = torch.tensor(list(method.sampler)), []
+        for s, lo in enumerate(range(0, order.numel(), BATCH)):
+            idx = order[lo:lo + BATCH]
+            step = StepInfo(epoch, s, math.ceil(order.numel() / BATCH), 0)
+            batch = method.select(Batch(torch.zeros(idx.numel(), 1), torch.zeros(idx.numel()), idx), step)
+            weights.append(torch.ones(idx.numel()) if batch.weights is None else batch.weights.cpu())
+            padded = rank + world * (lo + torch.arange(idx.numel())) >= method.sampler.subset_size
+            losses = loss_of(idx, epoch) + 100 * padded
+            method.record(StepRecord(idx, losses, torch.zeros(idx.numel(), 2), torch.zeros(idx.numel()), step))
+        trained = {"subset": method.sampler.subset.clone(), "order": order, "weights": torch.cat(weights)}
+        result = method.end_epoch(epoch)
+        out.append({**trained, "log": result.log, "scores": method.scores.clone()})
+    return out
+
+
+def expected_epochs() -> list[dict]:
+    """The same four epochs rebuilt from the rule alone: the table is each sample's last loss."""
+    from pretrain.selection.samplers import derive_seed
+
+    g = gen(derive_seed(SEED, "infobatch"))
+    subset, table, weights, out = torch.arange(N), torch.full((N,), NAN), torch.ones(N), []
+    for epoch in range(1, EPOCHS + 1):
+        out.append({"subset": subset, "weights": weights})
+        table[subset] = loss_of(subset, epoch).float()
+        if epoch < EPOCHS and prunes(epoch + 1, EPOCHS, 0.75):
+            sel = infobatch_select(table, 0.5, g)
+            subset, weights = sel.kept, sel.weight_table(N)
+        else:
+            subset, weights = torch.arange(N), torch.ones(N)
+        out[-1]["table"] = table.clone()
+    return out
+
+
+def check_against_rule(got: list[dict]) -> None:
+    want = expected_epochs()
+    for epoch, (g, w) in enumerate(zip(got, want, strict=True), start=1):
+        assert torch.equal(g["subset"], w["subset"]), epoch
+        # every trained sample got its own weight, in loader order (padding repeats included)
+        assert torch.equal(g["weights"], w["weights"][g["order"]]), epoch
+        assert torch.equal(torch.isnan(g["scores"]), torch.isnan(w["table"])), epoch
+        assert torch.equal(g["scores"].nan_to_num(-1), w["table"].nan_to_num(-1)), epoch
+    sizes = [g["subset"].numel() for g in got]
+    assert sizes[0] == N and sizes[3] == N and sizes[1] < N and sizes[2] < N  # epochs 2-3 pruned, 4 full
+    assert set(got[1]["weights"].tolist()) == {1.0, 2.0} and set(got[3]["weights"].tolist()) == {1.0}
+
+
+def test_adapter_follows_the_rule_with_persistent_scores():
+    check_against_rule(simulate())
+
+
+def test_two_gloo_ranks_with_bf16_losses_agree_with_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    assert torch.tensor([601.0]).bfloat16().long().item() != 601  # an index cast to bf16 would be wrong
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    procs = [subprocess.Popen([sys.executable, __file__, str(r), "2", str(tmp_path / "store"), str(tmp_path)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    logs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)
+    one = simulate()
+    for r in range(2):
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
+        for epoch, (a, b) in enumerate(zip(got, one, strict=True), start=1):
+            assert torch.equal(a["subset"], b["subset"]), (r, epoch)
+            assert torch.equal(a["scores"].nan_to_num(-1), b["scores"].nan_to_num(-1)), (r, epoch)
+            assert a["log"] == b["log"], (r, epoch)
+    check_against_rule(one)
+
+
+def worker(rank: int, world: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    torch.save(simulate(world, rank), f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    import sys
+
+    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
