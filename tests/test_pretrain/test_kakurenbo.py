@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,3 +95,138 @@ def test_cost_bound():
 def test_params_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         KakurenboParams(**kwargs)
+
+
+# -- the adapter (pretrain/methods/kakurenbo.py), one process and two real gloo ranks --------------------
+N, EPOCHS, BATCH, SEED, CLASSES = 601, 4, 32, 3, 3
+# epoch 1 warm-up; F = 0.4 in epoch 2, 0.4 * 0.5 from 0-based epoch round(0.5 * 4) = 2, i.e. epochs 3-4
+CFG = dict(type="kakurenbo", max_fraction=0.4, tau=0.6, warmup_epochs=1, milestones=[0.5], factors=[1.0, 0.5])
+CORE = KakurenboParams(max_fraction=0.4, tau=0.6, warmup_epochs=1, milestones=(0.5,), factors=(1.0, 0.5))
+
+
+def forward_of(indices: torch.Tensor, epoch: int, refresh: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hand-made logits per (sample, epoch, pass): the target class (index % 3) scores a in [0, 4]; every
+    fifth sample puts it on the wrong class. Returns (losses, logits, targets)."""
+    targets = indices % CLASSES
+    a = 2.0 + 2.0 * torch.sin(indices.double() * 0.37 + epoch + (0.5 if refresh else 0.0))
+    winner = torch.where(indices % 5 == 0, (targets + 1) % CLASSES, targets)
+    logits = torch.zeros(indices.numel(), CLASSES, dtype=torch.float32)
+    logits[torch.arange(indices.numel()), winner] = a.float()
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="none"), logits, targets
+
+
+class HandMadeServices:
+    """A trainer's services whose forward pass is ``forward_of`` (a test double of ``pretrain.services``)."""
+
+    def __init__(self):
+        self.epoch, self.forwarded, self.model, self.device = 0, 0, None, torch.device("cpu")
+
+    def count_forwards(self, resolution, samples):
+        self.forwarded += samples
+
+    def forward_samples(self, indices, *, batch_stats=False):
+        self.count_forwards(32, indices.numel())
+        losses, logits, _ = forward_of(indices, self.epoch, refresh=True)
+        return losses, logits
+
+
+def simulate(world: int = 1, rank: int = 0) -> list[dict]:
+    from pretrain.methods import build_method
+    from pretrain.methods.base import Batch, RunInfo, StepInfo, StepRecord
+
+    run = RunInfo(num_samples=N, epochs=EPOCHS, batch_size=BATCH, img_size=32, world_size=world, rank=rank, seed=SEED)
+    method, services = build_method(CFG, run), HandMadeServices()
+    method.build_feed(None, 0)
+    method.setup(services)
+    out = []
+    for epoch in range(1, EPOCHS + 1):
+        method.begin_epoch(epoch)
+        method.sampler.set_epoch(epoch)
+        services.epoch = epoch
+        order = torch.tensor(list(method.sampler))
+        for s, lo in enumerate(range(0, order.numel(), BATCH)):
+            idx = order[lo:lo + BATCH]
+            step = StepInfo(epoch, s, math.ceil(order.numel() / BATCH), 0)
+            batch = method.select(Batch(torch.zeros(idx.numel(), 1), idx % CLASSES, idx), step)
+            losses, logits, targets = forward_of(batch.indices, epoch, refresh=False)
+            padded = rank + world * (lo + torch.arange(idx.numel())) >= method.sampler.subset_size
+            method.record(StepRecord(batch.indices, losses + 100 * padded, logits, targets, step))
+        subset, lr = method.sampler.subset.clone(), method.lr_factor(epoch)
+        result = method.end_epoch(epoch)
+        out.append({"subset": subset, "lr": lr, "log": result.log, "forwarded": services.forwarded,
+                    "tables": {k: v.clone() for k, v in method.tables.items()}})
+    return out
+
+
+def expected_epochs() -> list[dict]:
+    """The same epochs from the rule alone: trained samples keep their training forward, hidden ones
+    their refresh forward; the next epoch hides per hide_set."""
+    loss, correct, conf = torch.full((N,), NAN), torch.zeros(N, dtype=torch.bool), torch.zeros(N)
+    hidden, out = torch.empty(0, dtype=torch.int64), []
+    for epoch in range(1, EPOCHS + 1):
+        keep = torch.ones(N, dtype=torch.bool)
+        keep[hidden] = False
+        trained = torch.nonzero(keep).flatten()
+        for idx, refresh in ((trained, False), (hidden, True)):
+            lo, lg, tg = forward_of(idx, epoch, refresh)
+            c, p = prediction_stats(lg, tg)
+            loss[idx], correct[idx], conf[idx] = lo, c, p
+        out.append({"subset": trained, "refreshed": hidden.numel(), "loss": loss.clone()})
+        f = hidden_fraction(epoch + 1, EPOCHS, CORE) if epoch < EPOCHS else 0.0
+        hidden = hide_set(loss, correct, conf, f, CORE.tau)
+    return out
+
+
+def check_against_rule(got: list[dict]) -> None:
+    want, forwarded = expected_epochs(), 0
+    for epoch, (g, w) in enumerate(zip(got, want, strict=True), start=1):
+        assert torch.equal(g["subset"], w["subset"]), epoch
+        assert g["log"]["refreshed"] == w["refreshed"], epoch
+        forwarded += w["refreshed"]
+        assert g["forwarded"] == forwarded, epoch  # the refresh pass is counted in the cost
+        assert torch.allclose(g["tables"]["loss"], w["loss"], equal_nan=True), epoch
+        assert g["lr"] == pytest.approx(lr_factor(epoch, EPOCHS, CORE)), epoch
+    sizes = [g["subset"].numel() for g in got]
+    # warm-up trains all; epoch 2 hides at most floor(0.4 N), epochs 3-4 at most floor(0.2 N); some are hidden
+    assert sizes[0] == N and N - 240 <= sizes[1] < N and N - 120 <= sizes[2] < N and N - 120 <= sizes[3] < N
+    assert [g["lr"] for g in got] == pytest.approx([1.0, 1 / 0.6, 1 / 0.8, 1 / 0.8])
+
+
+def test_adapter_hides_refreshes_and_scales_the_lr():
+    check_against_rule(simulate())
+
+
+def test_two_gloo_ranks_agree_with_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    procs = [subprocess.Popen([sys.executable, __file__, str(r), "2", str(tmp_path / "store"), str(tmp_path)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    logs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)
+    one = simulate()
+    for r in range(2):
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
+        for epoch, (a, b) in enumerate(zip(got, one, strict=True), start=1):
+            assert torch.equal(a["subset"], b["subset"]), (r, epoch)
+            for key in b["tables"]:  # padding repeats (recorded +100) never reach the tables
+                assert torch.equal(a["tables"][key].nan_to_num(-1), b["tables"][key].nan_to_num(-1)), (r, key, epoch)
+            assert a["log"] == b["log"], (r, epoch)
+    check_against_rule(one)
+
+
+def worker(rank: int, world: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    torch.save(simulate(world, rank), f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    import sys
+
+    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
