@@ -138,3 +138,155 @@ def test_counts_and_scoring_resolution():
 def test_params_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SelectiveBackpropParams(**kwargs)
+
+
+# -- the adapter (pretrain/methods/selective_backprop.py) -----------------------------------------------
+CFG = dict(type="selective_backprop", start=0.5, end=0.9, keep=0.5, scale_factor=0.5, interrupt=2)
+
+
+def run_info(n=100, epochs=4, batch=10, world=1, rank=0):
+    from pretrain.methods.base import RunInfo
+
+    return RunInfo(num_samples=n, epochs=epochs, batch_size=batch, img_size=32, world_size=world, rank=rank, seed=7)
+
+
+def test_plan_counts_the_dropped_and_the_scored_samples():
+    from pretrain.methods import build_method
+
+    plan = build_method(CFG, run_info()).plan()
+    # 10 steps of 10 per epoch, T = 40: the window is steps 20-35; odd batches of an epoch train in full,
+    # so epoch 3 selects at batches 0, 2, 4, 6, 8 and epoch 4 at 0, 2, 4 (steps 30, 32, 34): 5 kept of 10
+    assert plan.sizes == (100, 100, 100 - 5 * 5, 100 - 3 * 5) and plan.bound is None
+    # 8 scored batches of 10 at 16 px of 32: a forward is 1/3 of a training step, (16/32)^2 of the pixels
+    assert plan.flops_cost == pytest.approx((360 + 80 * 0.25 / 3) / 400)
+    # a batch that would keep one sample trains in full: batch 3, keep 0.5 -> never selects
+    tiny = build_method({**CFG, "keep": 0.5}, run_info(n=12, batch=3)).plan()
+    assert tiny.sizes == (12,) * 4
+
+
+class Recorder:
+    """The trainer's services around a real model: counts the scoring forwards."""
+
+    def __init__(self, model):
+        self.model, self.device, self.counted = model, torch.device("cpu"), []
+
+    def count_forwards(self, resolution, samples):
+        self.counted.append((resolution, samples))
+
+
+def tiny_model():
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", num_classes=10)
+    with torch.no_grad():  # move the BN statistics off their init so a silent update would show
+        model.train()
+        model(torch.randn(8, 3, 32, 32))
+    return model
+
+
+def images_of(indices: torch.Tensor) -> torch.Tensor:
+    g = torch.Generator().manual_seed(int(indices.sum()))
+    return torch.randn(indices.numel(), 3, 32, 32, generator=g)
+
+
+def simulate(world=1, rank=0, steps=None, method=None):
+    """Run the method's select over the shard of a uniform epoch order; returns the picked indices per step."""
+    from pretrain.methods import build_method
+    from pretrain.methods.base import Batch, StepInfo
+
+    model = tiny_model()
+    if method is None:
+        method = build_method(CFG, run_info(world=world, rank=rank))
+        method.build_feed(None, 0)
+        method.setup(Recorder(model))
+    picks = []
+    for epoch in range(1, 5):
+        method.sampler.set_epoch(epoch)
+        order = torch.tensor(list(method.sampler))
+        for s in range(10):
+            t = (epoch - 1) * 10 + s
+            if steps is not None and t not in steps:
+                continue
+            idx = order[s * 10:(s + 1) * 10]
+            batch = Batch(images_of(idx), idx % 10, idx)
+            picks.append(method.select(batch, StepInfo(epoch, s, 10, t)).indices)
+    return picks, method
+
+
+def test_select_scores_without_side_effects_and_draws_from_the_rank_generator():
+    from pretrain.selection.online import score_losses
+    from pretrain.selection.samplers import derive_seed
+
+    picks, method = simulate()
+    model = method.services.model
+    sizes = [p.numel() for p in picks]
+    want = [5 if (20 <= t < 36 and (t % 10) % 2 == 0) else 10 for t in range(40)]
+    assert sizes == want
+    assert method.services.counted == [(16, 10)] * 8  # 8 scored batches of 10 at floor(0.5 * 32) px
+    # the picks are the documented draw: score at 16 px, then select_by_loss from the (seed, rank) generator
+    g = torch.Generator().manual_seed(derive_seed(7, "selective_backprop/0"))
+    fresh = tiny_model()
+    for t, got in enumerate(picks):
+        if want[t] == 10:
+            continue
+        epoch, s = divmod(t, 10)
+        method.sampler.set_epoch(epoch + 1)
+        idx = torch.tensor(list(method.sampler))[s * 10:(s + 1) * 10]
+        losses = score_losses(fresh, images_of(idx), idx % 10, 16)
+        assert torch.equal(got, idx[select_by_loss(losses, 0.5, g)]), t
+    # scoring left the model as it was: parameters and BatchNorm statistics bit-identical to a fresh copy
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_rank_state_resumes_the_draws_and_ranks_draw_apart():
+    from pretrain.methods import build_method
+
+    full, _ = simulate()
+    # stop after step 24, save the rank state, resume in a fresh method: steps 25-39 draw the same
+    first, method = simulate(steps=set(range(25)))
+    state = method.rank_state_dict()
+    resumed = build_method(CFG, run_info())
+    resumed.build_feed(None, 0)
+    resumed.setup(Recorder(tiny_model()))
+    resumed.load_rank_state_dict(state)
+    rest, _ = simulate(steps=set(range(25, 40)), method=resumed)
+    assert all(torch.equal(a, b) for a, b in zip(full, first + rest, strict=True))
+    with pytest.raises(ValueError, match="rank 0 loaded on rank 1"):
+        other = build_method(CFG, run_info(world=2, rank=1))
+        other.load_rank_state_dict(state)
+
+
+def test_two_gloo_ranks_select_per_device_like_one_process_per_shard(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    procs = [subprocess.Popen([sys.executable, __file__, str(r), "2", str(tmp_path / "store"), str(tmp_path)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    logs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)
+    got = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    for r in range(2):  # each rank = a single process given that rank's shard and generator
+        want, _ = simulate(world=2, rank=r, steps=set(range(20, 40)))
+        assert len(got[r]) == len(want) and all(torch.equal(a, b) for a, b in zip(got[r], want, strict=True))
+    # the two ranks trained disjoint samples of each step and drew with different generators
+    assert all(not set(a.tolist()) & set(b.tolist()) for a, b in zip(*got, strict=True))
+
+
+def worker(rank: int, world: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    torch.save(simulate(world=world, rank=rank, steps=set(range(20, 40)))[0], f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    import sys
+
+    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -1,0 +1,131 @@
+"""``selective_backprop``: Selective Backprop in Composer's form; the rule is ``pretrain/selection/selective_backprop.py``.
+
+Config: ``method=dict(type='selective_backprop', start=0.5, end=0.9, keep=0.5, scale_factor=1.0, interrupt=2)``.
+
+On a selecting step (``start <= t/T < end``, except every ``interrupt``-th batch of an epoch) the loaded
+batch is scored with no gradient at ``floor(scale_factor * r)`` px by ``pretrain.selection.online.
+score_losses`` (BatchNorm on batch statistics, dropout off, every parameter, buffer, flag and RNG state
+restored bit-exactly: Composer scores in train mode, so BN running statistics absorb the scoring images),
+and ``floor(keep * b)`` samples are trained, unweighted, drawn toward high loss. A batch that would keep
+fewer than 2 samples trains in full (BatchNorm cannot train on one sample). The scoring forwards count
+in the cost.
+
+Distributed: selection is per device, as in Composer: each rank scores and draws within its own batch.
+Each rank draws from its own generator (seeded by ``(seed, rank)``) saved in its rank state, so a
+resume, also mid-epoch, makes the same draws (a mid-epoch resume needs the same world size).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..cost import TRAIN_FLOPS_PER_FORWARD
+from ..selection.online import score_losses
+from ..selection.samplers import derive_seed
+from ..selection.selective_backprop import (
+    SelectiveBackpropParams,
+    kept_count,
+    score_resolution,
+    select_by_loss,
+    selects,
+)
+from .base import (
+    Batch,
+    EpochStats,
+    EpochTotals,
+    MethodParams,
+    Plan,
+    RunInfo,
+    StepInfo,
+    SubsetMethod,
+    register_method,
+)
+
+
+@dataclass(frozen=True)
+class SelectiveBackpropConfig(MethodParams):
+    """``method=dict(type='selective_backprop', start=0.5, end=0.9, keep=0.5, scale_factor=1.0, interrupt=2)``."""
+
+    start: float = 0.5
+    end: float = 0.9
+    keep: float = 0.5
+    scale_factor: float = 1.0
+    interrupt: int = 2
+
+    def core(self) -> SelectiveBackpropParams:
+        return SelectiveBackpropParams(start=self.start, end=self.end, keep=self.keep,
+                                       scale_factor=self.scale_factor, interrupt=self.interrupt)
+
+    def validate(self, run: RunInfo | None) -> None:
+        self.core()
+
+
+@register_method("selective_backprop")
+class SelectiveBackprop(SubsetMethod):
+    """Selective Backprop (Composer): from start to end of training, score each batch and train on keep of it, drawn toward high loss."""
+
+    Params = SelectiveBackpropConfig
+
+    def __init__(self, params: SelectiveBackpropConfig, run: RunInfo) -> None:
+        super().__init__(params, run)
+        self.core = params.core()
+        self.resolution = score_resolution(run.img_size, self.core.scale_factor)
+        self.per_rank = math.ceil(run.num_samples / run.world_size)  # a full-data epoch's shard, padded
+        self.generator = torch.Generator().manual_seed(derive_seed(run.seed, f"selective_backprop/{run.rank}"))
+
+    def batch_sizes(self) -> list[int]:
+        """Per-rank batch sizes of one epoch (the feed's: full batches, a last single sample folded)."""
+        from ..feed import fold_tail_batches
+
+        b, steps = self.run.batch_size, fold_tail_batches(self.per_rank, self.run.batch_size)
+        return [b] * (steps - 1) + [self.per_rank - b * (steps - 1)]
+
+    def _keeps(self, step: int, total: int, batch_in_epoch: int, n: int) -> int | None:
+        """Samples kept of a batch of ``n`` at this step, or None when it trains in full."""
+        if not selects(step, total, batch_in_epoch, self.core):
+            return None
+        k = kept_count(n, self.core.keep)
+        return k if k >= 2 else None
+
+    def plan(self) -> Plan:
+        run, sizes = self.run, self.batch_sizes()
+        total, trained, scored = run.epochs * len(sizes), [], 0
+        for e in range(run.epochs):
+            dropped = 0
+            for s, n in enumerate(sizes):
+                k = self._keeps(e * len(sizes) + s, total, s, n)
+                if k is not None:
+                    dropped += n - k
+                    scored += n
+            trained.append(run.num_samples - run.world_size * dropped)
+        scoring = run.world_size * scored * (self.resolution / run.img_size) ** 2 / TRAIN_FLOPS_PER_FORWARD
+        flops = (sum(trained) + scoring) / (run.epochs * run.num_samples)
+        note = (f"scoring at {self.resolution} px: {run.world_size * scored} samples forwarded without training "
+                f"(counted in FLOPs, analytic (r'/r)^2 scaling here; the run counts them)")
+        return Plan(self.name, run.epochs, run.epochs, tuple(trained), run.num_samples, flops, notes=(note,))
+
+    def select(self, batch: Batch, step: StepInfo) -> Batch:
+        n = batch.indices.numel()
+        k = self._keeps(step.global_step, step.steps_in_epoch * self.run.epochs, step.step_in_epoch, n)
+        if k is None:
+            return batch
+        losses = score_losses(self.services.model, batch.images, batch.targets, self.resolution)
+        self.services.count_forwards(self.resolution, n)
+        return batch.take(select_by_loss(losses, self.core.keep, self.generator))
+
+    def epoch_stats(self, epoch: int, totals: EpochTotals) -> EpochStats:
+        # all ranks trained totals.trained, the sharding's padding repeats included: take those out
+        padding = self.run.world_size * self.per_rank - self.run.num_samples
+        trained = totals.trained - padding
+        return EpochStats(trained, trained / self.run.num_samples)
+
+    def rank_state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "rank": self.run.rank}
+
+    def load_rank_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["rank"]) != self.run.rank:
+            raise ValueError(f"Selective Backprop state of rank {state['rank']} loaded on rank {self.run.rank}")
+        self.generator.set_state(state["generator"])
