@@ -1,5 +1,9 @@
-"""mmcv's compiled ops load and give the values worked out by hand."""
+"""mmcv's ops (compiled, or the lite stack's torchvision kernels) give the values worked out by hand."""
 import torch
+
+import transfer  # noqa: F401  (first: provides mmcv's ops on the lite stack)
+
+# isort: split
 from mmcv.ops import nms, roi_align
 
 from transfer.mm.doctor import check_mmcv_ops

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .mmcv_lite_ops import install as provide_mmcv_ops_from_torchvision  # the lite stack's mmcv._ext
+
 APPLIED: list[str] = []
 
 # mmengine and mmpose import pkg_resources, which setuptools < 81 (pinned for exactly that) deprecates
@@ -107,6 +109,7 @@ def fix_mmengine_cpu_pytorch_launcher() -> bool:
 
 
 FIXES: dict[str, Callable[[], bool]] = {
+    "mmcv-ops-from-torchvision": provide_mmcv_ops_from_torchvision,  # first: before anything imports mmcv.ops
     "mmengine-torch-load-weights-only": fix_mmengine_torch_load,
     "xtcocotools-mask-numpy2": fix_xtcocotools_numpy2,
     "mmengine-cpu-pytorch-launcher": fix_mmengine_cpu_pytorch_launcher,
