@@ -1,13 +1,16 @@
 # The two commands of the README, plus a few conveniences. Every target first makes sure the
 # environment in .venv exists and is current (tools/setup_env.py: seconds when it already is).
+# STACK=lite|full picks the OpenMMLab stack (default: the one .venv has, else lite), e.g.
+#   make test STACK=full    # mmcv compiled with all its ops (20+ minutes the first time, then cached)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+STACK  ?=
 
 .PHONY: env demo test test-fast doctor lint clean-env
 
 env:
-	@$(PYTHON) tools/setup_env.py
+	@$(PYTHON) tools/setup_env.py $(if $(STACK),--mmcv $(STACK))
 
 ## make demo: the main job (pre-train -> publish -> transfer -> comparison report) on the embedded data
 demo: env
