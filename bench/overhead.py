@@ -7,15 +7,15 @@
 (b) online step / uniform step for each scoring resolution r̂, next to the analytic
     1 + (b̄/b)(1/3)(r̂/r)² (``pretrain.cost.online_relative_cost_analytic``), with the scoring cost
     broken into its parts (downsampling, scoring forward, rank-and-draw, gathering the b images);
-(c) the end-of-epoch DaR work at ImageNet scale (N = 1.28M): recording a whole epoch, ``Feed.end_epoch``
-    (gathering the loss table, the subset digest check, ``select_hardest``), in one process and in two
-    gloo ranks, and writing the ``selection/epoch_XXX.npz`` file -- against an ImageNet epoch time.
+(c) the end-of-epoch DaR work at ImageNet scale (N = 1.28M): recording a whole epoch, the method's
+    ``end_epoch`` (gathering the loss table, the subset digest check, ``select_hardest``), in one process
+    and in two gloo ranks, and writing the ``selection/epoch_XXX.npz`` file -- against an ImageNet epoch time.
 
-The step is assembled from the engine's own pieces (``feed.Feed``, ``engine.build_scheduler``,
-``engine.train_step``, ``models.build_model``, timm's ``create_optimizer_v2``) and follows the loop body
-of ``pretrain.engine.train``: scheduler step, online selection, ``train_step``, ``Feed.record``, the loss
-sum. Data loading is outside the timed region, so the ratios are relative to the compute step (the
-conservative choice: loading would only add to the denominator).
+The timed step is the trainer's own ``Trainer.run_step`` (scheduler step, the method's ``select``, forward,
+loss, backward, optimizer step, the method's ``record``, the loss sum) after ``Trainer.to_device``, on one
+real ``Trainer``; each variant is its registered method set up on that trainer. Data loading is outside
+the timed region, so the ratios are relative to the compute step (the conservative choice: loading would
+only add to the denominator).
 """
 from __future__ import annotations
 
@@ -32,17 +32,20 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from timm.optim import create_optimizer_v2
 
-from pretrain.cost import online_relative_cost_analytic
-from pretrain.data import build_dataset
-from pretrain.engine import build_scheduler, train_step
-from pretrain.feed import Feed
-from pretrain.models import build_model
-from pretrain.plan import make_plan
+from pretrain.config import build_config
+from pretrain.env import Env
+from pretrain.methods import SelectionMethod, build_method
+from pretrain.methods.base import RunInfo, StepInfo, StepRecord
+from pretrain.methods.online import online_relative_cost_analytic
 from pretrain.selection.dar import select_hardest
 from pretrain.selection.distributed import scatter_into_table
-from pretrain.selection.online import OnlineParams, OnlineSelector, _downsample, score_losses, select_by_rank
+from pretrain.selection.online import select_by_rank
+from pretrain.selection.scoring import downsample as _downsample
+from pretrain.selection.scoring import score_losses
+from pretrain.services import Services
+from pretrain.trainer import Trainer
+from pretrain.workdir import atomic_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import fmt_ratio, interleaved, machine, repeat_time, summarize, table, timed, write_json  # noqa: E402
@@ -88,7 +91,7 @@ def apply_quick(args: argparse.Namespace) -> None:
 
 # -- (a), (b): steps ------------------------------------------------------------------------------------
 def config(args: argparse.Namespace, method: dict) -> dict:
-    """A resolved config as the engine receives it: the shipped digits data at the benchmark resolution."""
+    """A resolved config as the trainer receives it: the shipped digits data at the benchmark resolution."""
     return {
         "model": {"arch": args.arch},
         "data": {"type": "digits", "img_size": args.img_size, "batch_size": args.batch_size, "num_workers": 0,
@@ -100,85 +103,70 @@ def config(args: argparse.Namespace, method: dict) -> dict:
 
 
 class Stream:
-    """Endless batches of one ``feed.Feed``: epochs begin and end (``Feed.end_epoch``) as in the engine."""
+    """Endless batches of one method's feed: epochs begin and end (``end_epoch``) as in the trainer."""
 
-    def __init__(self, feed: Feed):
-        self.feed, self.epoch, self.it, self.steps = feed, 0, None, 0
+    def __init__(self, method: SelectionMethod, feed):
+        self.method, self.feed, self.epoch, self.step, self.it, self.steps = method, feed, 0, 0, None, 0
 
     def next(self):
         while True:
             if self.it is None:
-                self.epoch += 1
+                self.epoch, self.step = self.epoch + 1, 0
                 self.it, self.steps = iter(self.feed.begin(self.epoch)), self.feed.steps_in_epoch()
             batch = next(self.it, None)
             if batch is not None:
                 return batch
-            self.feed.end_epoch(self.epoch)
+            self.method.end_epoch(self.epoch)
             self.it = None
 
 
 class Harness:
-    """Model, optimizer, scheduler and scaler built as ``engine.train`` builds them; one step body."""
+    """One real ``Trainer`` (uniform, the digits data at the benchmark size); each variant is a method
+    set up on that trainer, stepped through the trainer's own ``to_device`` and ``run_step``."""
 
     def __init__(self, args: argparse.Namespace):
-        cfg = config(args, {"type": "uniform"})
-        self.train_set = build_dataset(cfg["data"], "train", args.seed)
-        n = len(self.train_set)
-        plan = make_plan(cfg["method"], cfg["schedule"]["epochs"], n, batch_size=args.batch_size,
-                         img_size=args.img_size)
-        torch.manual_seed(args.seed)
-        self.model = build_model(args.arch, self.train_set.num_classes)
-        optim = cfg["optim"]
-        self.optimizer = create_optimizer_v2(self.model, "sgd", lr=optim["lr"] * args.batch_size / optim["lr_batch"],
-                                             momentum=optim["momentum"], weight_decay=optim["weight_decay"],
-                                             filter_bias_and_bn=False)
-        self.scheduler = build_scheduler(self.optimizer, cfg["schedule"], plan)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=False)  # the engine's scaler, off on the CPU
+        self.trainer = Trainer(build_config(config(args, {"type": "uniform"})), Env(), work_dir=tempfile.gettempdir(),
+                               hooks=[])
+        t = self.trainer
+        self.train_set, self.model = t.train_set, t.model
         dar = {"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9}
-        online = {"type": "online", "pool_size": args.pool_factor * args.batch_size, "score_resolution": args.resolutions[0],
-                  "warmup_steps": 0, "cooldown_fraction": 0.0}
-        self.streams = {}
-        for name, method in (("uniform", {"type": "uniform"}), ("dar", dar), ("online", online)):
-            c = config(args, method)
-            p = make_plan(method, c["schedule"]["epochs"], n, batch_size=args.batch_size, img_size=args.img_size)
-            self.streams[name] = Stream(Feed(c, self.train_set, p, world=1, rank=0))
-        self.selectors = {
-            r: OnlineSelector(OnlineParams(batch_size=args.batch_size, pool_size=args.pool_factor * args.batch_size,
-                                           score_resolution=r, beta=1.0, warmup_steps=0, cooldown_fraction=0.0),
-                              total_steps=10**9, seed=args.seed)
-            for r in args.resolutions
-        }
-        self.global_step, self.loss_sum = 0, 0.0
+        online = {"type": "online", "pool_size": args.pool_factor * args.batch_size, "warmup_steps": 0,
+                  "cooldown_fraction": 0.0}
+        variants = {"uniform": {"type": "uniform"}, "dar": dar}
+        variants.update({f"online_r{r}": {**online, "score_resolution": r} for r in args.resolutions})
+        self.methods, self.streams = {}, {}
+        for name, method in variants.items():
+            m = build_method(method, RunInfo(len(self.train_set), t.cfg.schedule.epochs, args.batch_size,
+                                             args.img_size, seed=args.seed))
+            feed = m.build_feed(self.train_set, 0)
+            m.setup(Services(t))
+            self.methods[name] = m
+            if not name.startswith("online_r") or "online" not in self.streams:  # the online variants share one pool stream
+                self.streams["online" if name.startswith("online_r") else name] = Stream(m, feed)
         self.model.train()
 
-    def step(self, stream: str, selector: OnlineSelector | None = None) -> float:
-        """One training step of ``stream``'s next batch; returns its seconds (data loading excluded)."""
-        feed_stream = self.streams[stream]
-        images, targets, indices = feed_stream.next()
-        feed = feed_stream.feed
+    def step(self, name: str) -> float:
+        """One training step of variant ``name`` on its stream's next batch; returns its seconds (loading excluded)."""
+        stream = self.streams["online" if name.startswith("online_r") else name]
+        images, targets, indices = stream.next()
+        t = self.trainer
+        t.method, t.steps = self.methods[name], stream.steps
+        t.progress.epoch, t.progress.step_in_epoch = stream.epoch, stream.step
         t0 = time.perf_counter()
-        # -- the body of the engine's training loop (pretrain/engine.py, `for images, targets, indices`) --
-        self.scheduler.step(feed_stream.epoch - 1 + (self.global_step % feed_stream.steps) / feed_stream.steps)
-        if selector is not None:
-            images, targets, picked = selector.select(self.model, images, targets, self.global_step)
-            indices = indices[picked]
-        losses = train_step(self.model, self.optimizer, self.scaler, images, targets, None)
-        feed.record(indices, losses)
-        self.loss_sum += losses.sum().item()
-        # ---------------------------------------------------------------------------------------------
-        self.global_step += 1
-        return time.perf_counter() - t0
+        t.run_step(t.to_device(images, targets, indices))
+        elapsed = time.perf_counter() - t0
+        stream.step += 1
+        return elapsed
 
 
 def measure_steps(args: argparse.Namespace) -> dict:
     h = Harness(args)
-    variants = {"uniform": ("uniform", None), "dar": ("dar", None)}
-    variants.update({f"online_r{r}": ("online", h.selectors[r]) for r in args.resolutions})
+    variants = list(h.methods)
     times: dict[str, list[float]] = {k: [] for k in variants}
     rounds = interleaved(list(variants), args.warmup + args.reps, args.seed)
     for i, order in enumerate(rounds):
         for name in order:
-            t = h.step(*variants[name])
+            t = h.step(name)
             if i >= args.warmup:
                 times[name].append(t)
         print(f"round {i + 1}/{len(rounds)}: " + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in order if times[k]),
@@ -207,10 +195,11 @@ def profile_components(h: Harness, args: argparse.Namespace) -> dict:
     b = args.batch_size
     images, targets, _ = h.streams["online"].next()
     model = h.model
+    selectors = {r: h.methods[f"online_r{r}"].selector for r in args.resolutions}
     scratch = copy.deepcopy(model)  # train-mode forwards update BN statistics: keep them off the real model
     gen = torch.Generator().manual_seed(0)
     calls = {"forward_b_r_eval": partial(_forward, model, images[:b], False)}
-    for res, sel in h.selectors.items():
+    for res, sel in selectors.items():
         small = _downsample(images, res)
         picked = select_by_rank(score_losses(model, images, targets, res), b, 1.0, gen)
         calls.update({
@@ -231,53 +220,58 @@ def profile_components(h: Harness, args: argparse.Namespace) -> dict:
     out: dict = {k: summarize(v) for k, v in times.items()}
     # DaR's per-step bookkeeping, on a sampler of the benchmark dataset and of ImageNet size
     for n in (len(h.train_set), IMAGENET_N):
-        out[f"dar_record_N{n}"] = summarize(repeat_time(record_caller(dar_feed(n, b, 1, 0), b), min(150, n // b - 2)))
-    uni = Feed(config(args, {"type": "uniform"}), h.train_set,
-               make_plan({"type": "uniform"}, 1000, len(h.train_set)), world=1, rank=0)
-    out["uniform_record"] = summarize(repeat_time(partial(uni.record, torch.arange(b), torch.rand(b)), 150))
+        out[f"dar_record_N{n}"] = summarize(repeat_time(record_caller(dar_method(n, b, 1, 0), b), min(150, n // b - 2)))
+    uni = h.methods["uniform"]
+    out["uniform_record"] = summarize(repeat_time(partial(record, uni, torch.arange(b), torch.rand(b)), 150))
     return out
 
 
-def record_caller(feed: Feed, b: int):
-    """A function that records the sampler's next ``b`` indices with random losses, as the engine does."""
-    order, losses, pos = torch.as_tensor(list(iter(feed.sampler))), torch.rand(b), [0]
+def record(method: SelectionMethod, indices: torch.Tensor, losses: torch.Tensor) -> None:
+    """``method.record`` of a batch, as the trainer calls it after a step (no logits needed here)."""
+    method.record(StepRecord(indices, losses, losses[:, None], indices, StepInfo(1, 0, 1, 0)))
+
+
+def record_caller(method: SelectionMethod, b: int):
+    """A function that records the sampler's next ``b`` indices with random losses, as the trainer does."""
+    order, losses, pos = torch.as_tensor(list(iter(method.sampler))), torch.rand(b), [0]
 
     def call() -> None:
-        feed.record(order[pos[0]:pos[0] + b], losses)
+        record(method, order[pos[0]:pos[0] + b], losses)
         pos[0] += b
 
     return call
 
 
 # -- (c): end-of-epoch selection at ImageNet scale ------------------------------------------------------
-def dar_feed(n: int, batch: int, world: int, rank: int) -> Feed:
-    cfg = {"data": {"batch_size": batch, "num_workers": 0}, "seed": 0,
-           "method": {"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9}}
-    feed = Feed(cfg, None, make_plan(cfg["method"], 2, n), world=world, rank=rank)
-    feed.sampler.set_epoch(1)  # what Feed.begin does, minus the dataset and the loader
-    feed.sampler.set_start(0)
-    return feed
+def dar_method(n: int, batch: int, world: int, rank: int) -> SelectionMethod:
+    method = build_method({"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9},
+                          RunInfo(n, 2, batch, world_size=world, rank=rank))
+    method.build_feed(None, 0)
+    method.sampler.set_epoch(1)  # what SamplerFeed.begin does, minus the dataset and the loader
+    method.sampler.set_start(0)
+    return method
 
 
 def one_selection(n: int, batch: int, world: int = 1, rank: int = 0, save_dir: str | None = None) -> dict:
-    """Record a whole epoch of synthetic losses, then time ``Feed.end_epoch`` (and the npz write)."""
-    feed = dar_feed(n, batch, world, rank)
-    order = torch.as_tensor(list(iter(feed.sampler)))
+    """Record a whole epoch of synthetic losses, then time the method's ``end_epoch`` (and the npz write)."""
+    method = dar_method(n, batch, world, rank)
+    order = torch.as_tensor(list(iter(method.sampler)))
     losses = torch.rand(order.numel(), generator=torch.Generator().manual_seed(rank))
     t0 = time.perf_counter()
     for i in range(0, order.numel(), batch):
-        feed.record(order[i:i + batch], losses[i:i + batch])
+        record(method, order[i:i + batch], losses[i:i + batch])
     record_s = time.perf_counter() - t0
     if dist.is_initialized():
         dist.barrier()
     t0 = time.perf_counter()
-    result = feed.end_epoch(1)
+    dump = method.end_epoch(1).dump
     end_s = time.perf_counter() - t0
     out = {"record_epoch_s": record_s, "record_calls": -(-order.numel() // batch), "end_epoch_s": end_s,
-           "kept": int(result["kept"].sum())}
+           "kept": int(dump["kept"].sum())}
     if save_dir is not None:
         t0 = time.perf_counter()
-        np.savez(Path(save_dir) / "epoch_001.npz", losses=result["losses"].astype(np.float32), kept=result["kept"])
+        with atomic_path(Path(save_dir) / "epoch_001.npz") as tmp, open(tmp, "wb") as f:  # as SelectionDumpHook
+            np.savez(f, **dump)
         out["savez_s"] = time.perf_counter() - t0
     return out
 

@@ -1,1 +1,1 @@
-"""Pre-training of timm backbones with non-i.i.d. sample selection (DaR, online selection)."""
+"""Pre-training of timm backbones with non-i.i.d. sample selection (the methods: ``pretrain.methods``)."""

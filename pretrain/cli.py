@@ -2,6 +2,7 @@
 
     python tools/train.py configs/pretrain/tiny_digits_dar.py [--work-dir DIR] [--cfg-options k=v ...]
         [--resume [CKPT]] [--amp] [--launcher {none,pytorch,slurm}] [--dry-run] [--checkpoint-interval N]
+    python tools/train.py --list-methods
 
 Bad input (config values, data, model name, resume checkpoint) is reported as one ``error: ...`` line
 on stderr with exit code 2 before any training starts.
@@ -9,9 +10,7 @@ on stderr with exit code 2 before any training starts.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,21 +18,23 @@ from pathlib import Path
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
-from .checkpoint import CheckpointError, atomic_write_text, find_last, load_for_resume
-from .data import DATASET_TYPES, DataError
-from .models import ModelError, resolve_arch
-from .plan import ConfigError, describe, make_plan
+from .checkpoint import CheckpointError, find_last, load_for_resume
+from .config import TrainConfig, build_config
+from .data import DataError
+from .errors import ConfigError
+from .models import ModelError
+from .plan import describe, make_plan
+from .workdir import LOG_FILE, atomic_write_text, git_revision, write_git_revision
 
 BAD_INPUT = (ConfigError, DataError, ModelError, CheckpointError)
-REQUIRED = ("model.arch", "data.type", "data.batch_size", "data.img_size", "schedule.epochs", "method.type", "optim.lr")
 # dataset sizes --dry-run assumes when the config does not say (data.num_samples)
 KNOWN_SIZES = {"digits": 1347, "cifar10": 50000, "cifar100": 50000}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Pre-train a timm backbone (uniform, DaR, online selection, controls).",
-                                add_help=add_help)
-    p.add_argument("config", help="configs/pretrain/<name>.py")
+    p = argparse.ArgumentParser(description="Pre-train a timm backbone with a sample-selection method "
+                                            "(--list-methods shows them).", add_help=add_help)
+    p.add_argument("config", nargs="?", help="configs/pretrain/<name>.py")
     p.add_argument("--work-dir", help="output folder (default: work_dirs/<config name>)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                    help="override config values, e.g. model.arch=densenet121 method.keep=0.95")
@@ -44,11 +45,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the planned per-epoch subset fraction and relative cost; no data, no model")
     p.add_argument("--checkpoint-interval", type=int, help="save epoch_<n>.pth every N epochs (default 1)")
+    p.add_argument("--list-methods", action="store_true", help="print the selection methods and exit")
     return p
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    """The config with ``--cfg-options`` and the flags applied, checked for required keys."""
+    """The config with ``--cfg-options`` and the flags applied."""
+    if not args.config:
+        raise ConfigError("no config given (python tools/train.py CONFIG ...)")
     if not Path(args.config).is_file():
         raise ConfigError(f"config file not found: {args.config}")
     cfg = Config.fromfile(args.config)
@@ -62,88 +66,78 @@ def load_config(args: argparse.Namespace) -> Config:
         runtime["checkpoint_interval"] = args.checkpoint_interval
     cfg.setdefault("seed", 0)
     cfg["work_dir"] = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
-    for key in REQUIRED:
-        section, name = key.split(".")
-        if name not in (cfg.get(section) or {}):
-            raise ConfigError(f"config {args.config} does not set {key}")
     return cfg
 
 
-def check(cfg: Config) -> None:
-    """Everything that can be checked without data: names, method parameters, schedule, AMP."""
-    resolve_arch(cfg.model.arch)
-    if cfg.data.type not in DATASET_TYPES:
-        raise ConfigError(f"data.type must be one of {', '.join(DATASET_TYPES)}, got {cfg.data.type!r}")
-    sched = cfg.get("schedule", {})
-    if sched.get("sched", "step") not in ("step", "cosine"):
-        raise ConfigError(f"schedule.sched must be 'step' or 'cosine', got {sched.get('sched')!r}")
-    milestones = list(sched.get("milestones", ()))
-    if any(b <= a for a, b in itertools.pairwise(milestones)) or any(m < 1 for m in milestones):
-        raise ConfigError(f"schedule.milestones must be increasing positive epochs, got {milestones}")
-    if cfg.runtime.get("amp") not in (None, "bf16", "fp16"):
-        raise ConfigError(f"runtime.amp must be None, 'bf16' or 'fp16', got {cfg.runtime.get('amp')!r}")
-    for key in ("batch_size", "img_size"):
-        value = cfg.data[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
-    make_plan(cfg.method.to_dict() if hasattr(cfg.method, "to_dict") else dict(cfg.method), sched["epochs"],
-              dry_run_size(cfg), batch_size=cfg.data.batch_size, img_size=cfg.data.img_size)
+def check(cfg: Config) -> TrainConfig:
+    """Everything that can be checked without data: the schema, the model name, the method's keys."""
+    typed = build_config(cfg, f"config {cfg.filename}" if cfg.filename else "the config")
+    make_plan(typed.method, typed.schedule.epochs, dry_run_size(typed), batch_size=typed.data.batch_size,
+              img_size=typed.data.img_size, seed=typed.seed)
+    return typed
 
 
-def dry_run_size(cfg: Config) -> int:
-    return int(cfg.data.get("num_samples") or KNOWN_SIZES.get(cfg.data.type, 1_000_000))
+def dry_run_size(cfg: TrainConfig) -> int:
+    return int(cfg.data.num_samples or KNOWN_SIZES.get(cfg.data.type, 1_000_000))
 
 
-def git_rev() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def dry_run(cfg: Config) -> None:
-    n = dry_run_size(cfg)
-    plan = make_plan(cfg.method.to_dict(), cfg.schedule.epochs, n, batch_size=cfg.data.batch_size,
-                     img_size=cfg.data.img_size)
-    source = "data.num_samples" if cfg.data.get("num_samples") else (
-        f"the size of {cfg.data.type}" if cfg.data.type in KNOWN_SIZES else "an assumed size; set data.num_samples")
-    print(f"method {cfg.method.type}, {plan.epochs} epochs, N={n} ({source})")
+def dry_run(cfg: Config | TrainConfig) -> None:
+    typed = cfg if isinstance(cfg, TrainConfig) else check(cfg)
+    n = dry_run_size(typed)
+    plan = make_plan(typed.method, typed.schedule.epochs, n, batch_size=typed.data.batch_size,
+                     img_size=typed.data.img_size, seed=typed.seed)
+    source = "data.num_samples" if typed.data.num_samples else (
+        f"the size of {typed.data.type}" if typed.data.type in KNOWN_SIZES else "an assumed size; set data.num_samples")
+    print(f"method {typed.method_type}, {plan.epochs} epochs, N={n} ({source})")
     print("\n".join(describe(plan)))
 
 
-def main(args: argparse.Namespace) -> int:
-    from .engine import init_distributed, train
+def list_methods() -> None:
+    from .methods import list_methods as registered
 
+    rows = registered()
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}")
+
+
+def prepare_work_dir(cfg: Config, work_dir: Path, resumed: bool, rev: str) -> None:
+    """Rank 0: the folder, the resolved config and the git revision; a fresh run keeps an old log aside."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log = work_dir / LOG_FILE
+    if not resumed and log.is_file():  # a fresh run in a used work dir: keep the old log
+        log.rename(work_dir / f"log.{time.strftime('%Y%m%d_%H%M%S')}.jsonl")
+    atomic_write_text(work_dir / "config.py", cfg.pretty_text)
+    write_git_revision(work_dir, rev)
+
+
+def main(args: argparse.Namespace) -> int:
+    from .env import init_distributed
+    from .trainer import Trainer
+
+    if args.list_methods:
+        list_methods()
+        return 0
     main_rank = os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0"
     try:
         cfg = load_config(args)
-        check(cfg)
+        typed = check(cfg)
         if args.dry_run:
-            dry_run(cfg)
+            dry_run(typed)
             return 0
         env = init_distributed(args.launcher)
-        work_dir = Path(cfg.work_dir)
-        config = cfg.to_dict()
+        work_dir = Path(typed.work_dir)
         resume = None
         path = find_last(work_dir) if args.resume == "auto" else args.resume
         if path:
-            resume = load_for_resume(path, config, env.world)
+            resume = load_for_resume(path, typed.raw, env.world)
         elif args.resume == "auto" and env.main:
             print(f"no checkpoint in {work_dir} to resume from; starting from scratch", file=sys.stderr)
-        rev = git_rev()
+        rev = git_revision()
         if env.main:
-            work_dir.mkdir(parents=True, exist_ok=True)
-            log = work_dir / "log.jsonl"
-            if resume is None and log.is_file():  # a fresh run in a used work dir: keep the old log
-                log.rename(work_dir / f"log.{time.strftime('%Y%m%d_%H%M%S')}.jsonl")
-            cfg.dump(str(work_dir / "config.py"))
-            atomic_write_text(work_dir / "git_rev.txt", rev + "\n")
-        summary = train(config, env, work_dir, resume=resume, git_rev=rev)
+            prepare_work_dir(cfg, work_dir, resume is not None, rev)
+        trainer = Trainer(typed, env, work_dir, git_rev=rev)
+        summary = trainer.train(resume)
     except BAD_INPUT as exc:
         if main_rank:
             print(f"error: {exc}", file=sys.stderr)
@@ -153,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
     if env.main:
         if summary is None:
-            print(f"stopped at runtime.max_steps; resume with --resume (work dir {work_dir})")
+            print(f"stopped at runtime.{trainer.stop_reason}; resume with --resume (work dir {work_dir})")
         else:
             print(f"done: top-1 {summary['top1']:.2f}%, top-5 {summary['top5']:.2f}%, relative cost "
                   f"{100 * summary['relative_cost_samples']:.1f}% (samples) / "
@@ -162,5 +156,5 @@ def main(args: argparse.Namespace) -> int:
 
 
 def train_main(argv: list[str]) -> int:
-    """Entry point for ``tools/train.py`` (argv[0] is the config path)."""
+    """Entry point for ``tools/train.py`` (argv[0] is the config path, or ``--list-methods``)."""
     return main(get_args_parser().parse_args(argv))

@@ -1,39 +1,27 @@
-"""What the engine trains on: one pass of a subset sampler per epoch, or a stream of pools for online.
+"""What the trainer trains on: one pass of a subset sampler per epoch, or a stream of pools, one per step.
 
-Both read the same dataset (``(image, target, index)`` items) through DataLoaders whose random draws
-come from explicit generators, so a resume in the middle of an epoch continues the same batches.
+A method chooses its feed (``SelectionMethod.build_feed``). Both read the same dataset
+(``(image, target, index)`` items) through DataLoaders whose random draws come from explicit
+generators, so a resume in the middle of an epoch continues the same batches.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
+from collections.abc import Iterator
+from typing import Protocol
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader
 
-from .plan import Plan, budget, dar_params, online_params, online_steps_per_epoch
-from .selection.online import OnlineSelector
-from .selection.samplers import build_sampler, derive_seed
-
-
-def same_on_all_ranks(tensor: torch.Tensor, what: str) -> None:
-    """Raise on every rank unless all ranks hold the same ``tensor`` (collective; compares digests)."""
-    if not dist.is_initialized():
-        return
-    digest = hashlib.blake2b(tensor.cpu().numpy().tobytes(), digest_size=8).hexdigest()
-    digests: list[str | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(digests, digest)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"ranks disagree on {what}: digests {digests}")
+from .selection.samplers import derive_seed
 
 
 class FoldTailBatchSampler(BatchSampler):
     """Batches of ``batch_size``; a last batch of a single sample joins the one before it.
 
-    BatchNorm cannot train on one sample, and dropping it would leave it untrained (and unscored by
-    DaR) for the epoch; every other batch keeps its size, so mid-epoch positions stay ``step * b``.
+    BatchNorm cannot train on one sample, and dropping it would leave it untrained (and its loss
+    unrecorded) for the epoch; every other batch keeps its size, so mid-epoch positions stay ``step * b``.
     """
 
     def __iter__(self):
@@ -65,76 +53,20 @@ def loader(dataset, batch_size: int, sampler, workers: int, seed: int, drop_last
     return DataLoader(dataset, batch_sampler=FoldTailBatchSampler(sampler, batch_size, False), **common)
 
 
-class Feed:
-    """Batches for the engine: one pass of a subset sampler per epoch, or pools for online selection."""
-
-    def __init__(self, cfg: dict, train_set, plan: Plan, world: int, rank: int):
-        data, method, seed = cfg["data"], cfg["method"], cfg["seed"]
-        self.train_set, self.b, self.workers, self.seed = train_set, data["batch_size"], data.get("num_workers", 0), seed
-        self.online = method["type"] == "online"
-        kind = {"shortened": "uniform", "online": "uniform"}.get(method["type"], method["type"])
-        kwargs: dict = dict(seed=seed, num_replicas=world, rank=rank)
-        if kind in ("dar", "dar_random"):
-            kwargs["params"] = dar_params(method, plan.epochs)
-        if kind == "fixed_subset":
-            kwargs["fraction"] = budget(method, plan.ref_epochs, plan.num_samples)
-        self.sampler = build_sampler(kind, plan.num_samples, **kwargs)
-        self.selector = None
-        if self.online:
-            params = online_params(method, self.b, data["img_size"])
-            self.pool = params.pool_size
-            self.steps = online_steps_per_epoch(plan.num_samples, self.b, world)
-            self.selector = OnlineSelector(params, plan.epochs * self.steps, seed, rank=rank)
-            self.stream = {"pass": 1, "position": 0}  # where in the reshuffled passes the next pool starts
+class Feed(Protocol):
+    """Batches of ``(images, targets, indices)`` for the trainer, epoch by epoch (checkpointed state)."""
 
     def steps_in_epoch(self) -> int:
-        return self.steps if self.online else fold_tail_batches(self.sampler.per_rank, self.b)
+        """Steps of the epoch last begun (or about to begin)."""
 
-    def begin(self, epoch: int, step: int = 0):
-        """Iterator over this epoch's batches of ``(images, targets, indices)`` from step ``step`` on."""
-        if self.online:
-            return itertools.islice(self._pools(), self.steps - step)
-        self.sampler.set_epoch(epoch)
-        self.sampler.set_start(step * self.b)  # every batch before the last is full
-        self.train_set.set_epoch(epoch)
-        return iter(loader(self.train_set, self.b, self.sampler, self.workers, derive_seed(self.seed, "loader", epoch)))
+    def begin(self, epoch: int, step: int = 0) -> Iterator:
+        """Iterator over epoch ``epoch``'s batches from step ``step`` on (a mid-epoch resume)."""
 
-    def _pools(self):
-        while True:
-            self.sampler.set_epoch(self.stream["pass"])
-            self.sampler.set_start(self.stream["position"])
-            self.train_set.set_epoch(self.stream["pass"])
-            seed = derive_seed(self.seed, "loader", self.stream["pass"])
-            for batch in loader(self.train_set, self.pool, self.sampler, self.workers, seed, drop_last=True):
-                self.stream["position"] += self.pool
-                yield batch
-            self.stream = {"pass": self.stream["pass"] + 1, "position": 0}
+    def state_dict(self) -> dict: ...
 
-    def record(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        if not self.online:
-            self.sampler.record(indices, losses)
-
-    def end_epoch(self, epoch: int) -> dict:
-        """Apply the sampler's end-of-epoch rule (collective) and check every rank holds the same subset."""
-        if self.online:
-            return {}
-        result = self.sampler.end_epoch(epoch)
-        same_on_all_ranks(self.sampler.subset, f"the subset after epoch {epoch}")
-        return result
-
-    def state_dict(self) -> dict:  # collective for DaR (syncs the loss table)
-        if self.online:
-            return {"stream": dict(self.stream)}
-        return {"sampler": self.sampler.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.online:
-            self.stream = dict(state["stream"])
-        else:
-            self.sampler.load_state_dict(state["sampler"])
+    def load_state_dict(self, state: dict) -> None: ...
 
 
-# -- the feeds of the method protocol (pretrain.methods.base) ------------------------------------------
 class SamplerFeed:
     """One pass of a subset sampler per epoch, in batches of ``batch_size`` (the last one folded)."""
 

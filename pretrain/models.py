@@ -6,7 +6,7 @@ import difflib
 import timm
 import torch.nn as nn
 
-# The backbones of the DaR / DaP papers, by the name the papers use -> timm's name.
+# The backbones of the reproduced papers, by the name the papers use -> timm's name.
 PRESETS = {
     "resnet18": "resnet18",
     "resnet50": "resnet50",

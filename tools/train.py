@@ -2,6 +2,7 @@
 
     python tools/train.py configs/pretrain/<cfg>.py [--work-dir DIR] [--resume [CKPT]] ...
     python tools/train.py configs/transfer/<cfg>.py [--work-dir DIR] [--backbone CKPT] ...
+    python tools/train.py --list-methods     # the pre-training selection methods, one line each
 
 A config whose ``default_scope`` is ``mmdet``, ``mmseg`` or ``mmpose`` is a transfer (fine-tuning)
 config and goes to :mod:`transfer.mm.cli`; a config without ``default_scope`` is a pre-training config and
@@ -31,6 +32,10 @@ def config_kind(path: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--list-methods"]:
+        from pretrain.cli import train_main
+
+        return train_main(argv)
     if not argv or argv[0].startswith("-"):
         print(__doc__.strip())
         return 0 if argv and argv[0] in ("-h", "--help") else 2

@@ -37,7 +37,6 @@ dry-run's planned cost (or a bound, when the subsets depend on the losses).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 import torch
 
+from ..env import same_on_all_ranks
 from ..errors import ConfigError, unknown_keys_error
 
 if TYPE_CHECKING:
@@ -402,19 +402,6 @@ class SubsetMethod(SelectionMethod):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
-
-
-def same_on_all_ranks(tensor: torch.Tensor, what: str) -> None:
-    """Raise on every rank unless all ranks hold the same ``tensor`` (collective; compares digests)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    digest = hashlib.blake2b(tensor.cpu().numpy().tobytes(), digest_size=8).hexdigest()
-    digests: list[str | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(digests, digest)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"ranks disagree on {what}: digests {digests}")
 
 
 # -- the registry -----------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Sample selection for pre-training: DaR (epoch-level) and online minibatch selection (step-level)."""
+"""Pure selection rules and the samplers they drive (no trainer, no config): DaR (epoch-level), online
+minibatch selection (step-level), the distributed record gathering. The methods that use them, and the
+one registry of methods, are in ``pretrain.methods``."""
 
 from .dar import (
     DaRParams,
@@ -13,18 +15,9 @@ from .dar import (
 )
 from .distributed import gather_records
 from .online import OnlineParams, OnlineSelector, rank_probabilities, score_losses, select_by_rank
-from .samplers import (
-    SAMPLERS,
-    DaRSampler,
-    FixedSubsetSampler,
-    SubsetSampler,
-    UniformSampler,
-    build_sampler,
-    register_sampler,
-)
+from .samplers import DaRSampler, FixedSubsetSampler, SubsetSampler, UniformSampler, derive_seed
 
 __all__ = [
-    "SAMPLERS",
     "DaRParams",
     "DaRSampler",
     "DaRState",
@@ -33,14 +26,13 @@ __all__ = [
     "OnlineSelector",
     "SubsetSampler",
     "UniformSampler",
-    "build_sampler",
+    "derive_seed",
     "dar_transition",
     "gather_records",
     "initial_state",
     "keep_count",
     "plan_subset_sizes",
     "rank_probabilities",
-    "register_sampler",
     "relative_cost",
     "score_losses",
     "select_by_rank",

@@ -1,25 +1,24 @@
 """Fast online minibatch selection (thesis ch. 4, Algorithms 2-3): score a pool at low resolution, keep b.
 
 Pure parts: ``rank_probabilities`` and ``select_by_rank`` (Eq. 4.4 and the multinomial draw) and
-``score_losses`` (a side-effect-free scoring forward). ``OnlineSelector`` decides per step whether to
+``score_losses`` (a side-effect-free scoring forward, in ``scoring.py``: other methods score with it too). ``OnlineSelector`` decides per step whether to
 select and owns the randomness.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .distributed import world_info
 from .samplers import derive_seed
+from .scoring import LossFn, score_losses
+from .scoring import downsample as _downsample  # noqa: F401  (bench/overhead.py times it alone)
 
 __all__ = [
     "OnlineParams",
@@ -29,8 +28,6 @@ __all__ = [
     "score_losses",
     "select_by_rank",
 ]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def rank_probabilities(losses: torch.Tensor, beta: float) -> torch.Tensor:
@@ -65,67 +62,6 @@ def select_by_rank(
     probs = rank_probabilities(losses, beta)
     picked = torch.multinomial(probs, num_select, replacement=False, generator=generator)
     return torch.sort(picked).values
-
-
-@contextlib.contextmanager
-def _scoring_mode(model: nn.Module) -> Iterator[None]:
-    """Batch-statistics normalisation, no dropout/drop-path; every flag and buffer restored bit-exactly."""
-    flags = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    try:
-        model.eval()
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.train()
-        yield
-    finally:
-        with torch.no_grad():
-            for buf, saved in buffers:
-                buf.copy_(saved)
-        for m, training in flags:
-            m.training = training
-
-
-def _downsample(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Shorter side to ``resolution``, antialiased bilinear (no-op when already that small)."""
-    h, w = images.shape[-2:]
-    if min(h, w) <= resolution:
-        return images
-    scale = resolution / min(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
-def score_losses(
-    model: nn.Module,
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    resolution: int,
-    loss_fn: LossFn | None = None,
-) -> torch.Tensor:
-    """Per-sample losses of ``images`` (already augmented) downsampled to ``resolution``; no state change.
-
-    Normalisation uses the pool's batch statistics (BatchNorm modules in train mode) while everything
-    else runs in eval mode. Why: hardness is defined by the training loss, which is computed with batch
-    statistics; running statistics are calibrated to full-resolution activations, and activation
-    statistics shift with input resolution (the FixRes train/test discrepancy), so eval-mode BN would
-    mis-normalise the low-resolution pass, worst early in training when the running averages lag. The
-    thesis scores with the model in its training mode; we keep that normalisation but drop the side
-    effects: dropout/drop-path are off (deterministic scores), every parameter, buffer (BN running stats,
-    ``num_batches_tracked``) and train/eval flag is restored bit-exactly, and the CPU/CUDA RNG states
-    are forked. Pass the plain module (DDP-unwrapped): a DDP forward would sync buffers.
-    ``loss_fn(logits, targets)`` must return per-sample losses; default cross-entropy.
-    """
-    devices = [images.device] if images.device.type == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices), _scoring_mode(model):
-        logits = model(_downsample(images, resolution))
-        if loss_fn is None:
-            losses = F.cross_entropy(logits.float(), targets, reduction="none")
-        else:
-            losses = loss_fn(logits, targets)
-    if losses.shape != (images.shape[0],):
-        raise ValueError(f"loss_fn must return one loss per sample, got shape {tuple(losses.shape)}")
-    return losses.detach().float()
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -23,14 +23,11 @@ from .dar import DaRParams, DaRState, dar_transition, initial_state, select_hard
 from .distributed import gather_ints, gather_records, scatter_into_table, world_info
 
 __all__ = [
-    "SAMPLERS",
     "DaRSampler",
     "FixedSubsetSampler",
     "SubsetSampler",
     "UniformSampler",
-    "build_sampler",
     "derive_seed",
-    "register_sampler",
 ]
 
 
@@ -315,40 +312,3 @@ class DaRSampler(SubsetSampler):
         self._table = state["loss_table"].to(torch.float32).clone()
         self._buf_idx, self._buf_loss = [], []
         self._drop_gen.set_state(state["drop_generator"])
-
-
-# -- factory ----------------------------------------------------------------------------------------
-SAMPLERS: dict[str, Callable[..., SubsetSampler]] = {}
-
-
-def register_sampler(name: str) -> Callable[[Callable[..., SubsetSampler]], Callable[..., SubsetSampler]]:
-    """Register a sampler builder under ``name``; a duplicate name is an error, not a silent override."""
-
-    def wrap(builder: Callable[..., SubsetSampler]) -> Callable[..., SubsetSampler]:
-        if name in SAMPLERS:
-            raise KeyError(f"sampler {name!r} is already registered")
-        SAMPLERS[name] = builder
-        return builder
-
-    return wrap
-
-
-register_sampler("uniform")(UniformSampler)
-register_sampler("fixed_subset")(FixedSubsetSampler)
-
-
-@register_sampler("dar")
-def _dar(num_samples: int, **kwargs: Any) -> DaRSampler:
-    return DaRSampler(num_samples, mode="loss", **kwargs)
-
-
-@register_sampler("dar_random")
-def _dar_random(num_samples: int, **kwargs: Any) -> DaRSampler:
-    return DaRSampler(num_samples, mode="random", **kwargs)
-
-
-def build_sampler(method: str, num_samples: int, **kwargs: Any) -> SubsetSampler:
-    """Build the sampler of a selection method (``uniform``, ``dar``, ``dar_random``, ``fixed_subset``)."""
-    if method not in SAMPLERS:
-        raise ValueError(f"unknown selection method {method!r}; expected one of {sorted(SAMPLERS)}")
-    return SAMPLERS[method](num_samples, **kwargs)

@@ -4,15 +4,10 @@ import pytest
 import timm
 import torch
 
-from pretrain.cost import (
-    TRAIN_FLOPS_PER_FORWARD,
-    dar_relative_cost,
-    forward_flops,
-    online_relative_cost,
-    online_relative_cost_analytic,
-    shortened_epochs,
-    train_flops_per_sample,
-)
+from pretrain.cost import TRAIN_FLOPS_PER_FORWARD, forward_flops, train_flops_per_sample
+from pretrain.methods.dar import dar_relative_cost
+from pretrain.methods.online import online_relative_cost, online_relative_cost_analytic
+from pretrain.methods.shortened import shortened_epochs
 from pretrain.selection.dar import DaRParams
 from pretrain.selection.online import OnlineParams
 

@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_ranks_train_dar_with_one_subset(tmp_path):
-    """Per-rank batch 16 x 2 ranks = the tiny config's 32. The engine all-gathers a digest of the subset
+    """Per-rank batch 16 x 2 ranks = the tiny config's 32. The trainer all-gathers a digest of the subset
     after every epoch and stops if the ranks disagree, so finishing means both ranks always held the
     same subset; each drop must also be the single-process selection of the gathered losses, with every
     trained sample recorded exactly once although the shards are padded (1347 is odd)."""
@@ -49,13 +49,13 @@ def test_two_ranks_train_dar_with_one_subset(tmp_path):
     # the checkpoint holds one state per rank (RNG, selector) and one synced sampler state
     state = torch.load(tmp_path / "epoch_4.pth", map_location="cpu", weights_only=False)
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
-    assert state["feed"]["sampler"]["subset"].numel() == 1347  # refreshed after epoch 4
+    assert state["method"]["sampler"]["subset"].numel() == 1347  # refreshed after epoch 4
 
 
 
 CHECK_WORKER = """
 import sys, torch, torch.distributed as dist
-from pretrain.feed import same_on_all_ranks
+from pretrain.env import same_on_all_ranks
 rank, port = int(sys.argv[1]), sys.argv[2]
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
 same_on_all_ranks(torch.arange(5), "equal tensors")

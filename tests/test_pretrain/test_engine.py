@@ -1,4 +1,4 @@
-"""The training engine: a real tiny run of every method, the log contract, and the LR schedule."""
+"""The trainer: a real tiny run of every method, the log contract, and the LR schedule."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,10 @@ import pytest
 import timm
 import torch
 
-from pretrain.engine import build_scheduler
+from pretrain.config import ScheduleConfig
 from pretrain.plan import Plan, make_plan
 from pretrain.selection.dar import select_hardest
+from pretrain.trainer import build_scheduler
 
 TINY_METHODS = ("uniform", "dar", "dar_random", "fixed_subset", "shortened", "online")
 CHANCE = 10.0  # digits: 10 balanced classes
@@ -96,7 +97,7 @@ def test_dar_bookkeeping_does_not_change_training(tiny):
 
 def _lrs(schedule: dict, plan: Plan, ts: list[float]) -> list[float]:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    sched = build_scheduler(opt, schedule, plan)
+    sched = build_scheduler(opt, ScheduleConfig(epochs=plan.ref_epochs, **schedule), plan)
     out = []
     for t in ts:
         sched.step(t)

@@ -1,17 +1,19 @@
-"""Samplers: epoch order, sharding and padding, the factory, record() checks and exact resume."""
+"""Samplers: epoch order, sharding and padding, the methods that build them, record() checks and exact resume."""
 
 import io
 
 import pytest
 import torch
 
+from pretrain.errors import ConfigError
+from pretrain.methods import build_method
+from pretrain.methods.base import RunInfo
 from pretrain.selection.dar import DaRParams
 from pretrain.selection.samplers import (
     DaRSampler,
     FixedSubsetSampler,
     SubsetSampler,
     UniformSampler,
-    build_sampler,
 )
 
 PARAMS = DaRParams(warmup=1, interval=1, keep=0.7, epochs=6, refresh=(4,))
@@ -93,14 +95,22 @@ def test_fixed_subset():
         FixedSubsetSampler(10, 0.0)
 
 
-def test_build_sampler():
-    assert type(build_sampler("uniform", 8)) is UniformSampler
-    assert build_sampler("fixed_subset", 8, fraction=0.5).subset_size == 4
-    dar = build_sampler("dar", 8, params=PARAMS)
-    rnd = build_sampler("dar_random", 8, params=dict(warmup=0, interval=2, keep=0.5, epochs=4))
-    assert (dar.mode, rnd.mode, rnd.params.interval) == ("loss", "random", 2)
-    with pytest.raises(ValueError, match="unknown selection method 'dap'"):
-        build_sampler("dap", 8)
+def build_sampler(method: dict, num_samples: int, epochs: int = 6):
+    """The sampler a registered method trains with (what its feed iterates)."""
+    m = build_method(method, RunInfo(num_samples, epochs))
+    m.build_feed(None, 0)
+    return m.sampler
+
+
+def test_methods_build_their_samplers():
+    assert type(build_sampler({"type": "uniform"}, 8)) is UniformSampler
+    assert type(build_sampler({"type": "shortened", "budget": 0.5}, 8)) is UniformSampler
+    assert build_sampler({"type": "fixed_subset", "budget": 0.5}, 8).subset_size == 4
+    dar = build_sampler({"type": "dar", "warmup": 1, "interval": 1, "keep": 0.7, "refresh": [4]}, 8)
+    rnd = build_sampler({"type": "dar_random", "warmup": 0, "interval": 2, "keep": 0.5}, 8, epochs=4)
+    assert (dar.mode, rnd.mode, rnd.params.interval, dar.params) == ("loss", "random", 2, PARAMS)
+    with pytest.raises(ConfigError, match="method.type must be one of .*, got 'dap' \\(did you mean dar\\?\\)"):
+        build_sampler({"type": "dap"}, 8)
     with pytest.raises(ValueError, match="mode"):
         DaRSampler(8, PARAMS, mode="hard")
 

@@ -1,0 +1,355 @@
+"""The pre-training loop as a small Trainer: timm model + SGD + progress-driven LR, fed by a selection method.
+
+``Trainer.train`` is before_train, epochs of before_epoch / (before_step, run_step, after_step)... /
+after_epoch, after_train; logging, the progress bar, checkpoints, selection dumps and evaluation are
+hooks (``pretrain.hooks``). What is trained comes from the method (``pretrain.methods``), called only
+through its protocol: its feed gives the batches, ``select`` may keep part of a batch and weight the
+losses, ``record`` gets the per-sample losses and logits, ``end_epoch`` applies its rule. The trainer
+never names a method.
+
+The LR schedule is timm's, stepped every update with the fractional epoch
+``epoch - 1 + step / steps_in_this_epoch``: milestones and warm-up land on the right epochs however much
+a method shrinks an epoch; a method may scale an epoch's LR (``lr_factor``).
+
+A checkpoint is the sum of the components' state dicts (model, optimizer, scaler, scheduler, method,
+feed, progress, hooks; per rank: RNG states, the epoch meter, the method's rank state), so a run resumes
+bit-exactly, also in the middle of an epoch. Distributed: torchrun / slurm (``pretrain.env``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from torch.nn.parallel import DistributedDataParallel
+
+from . import checkpoint as ckpt
+from .config import ScheduleConfig, TrainConfig
+from .cost import TRAIN_FLOPS_PER_FORWARD, forward_flops
+from .data import DataError, build_dataset
+from .env import Env, all_gather_objects, all_sum, first_error
+from .methods import build_method
+from .methods.base import Batch, EpochResult, EpochTotals, Plan, RunInfo, StepInfo, StepRecord
+from .models import build_model
+from .selection.samplers import derive_seed
+from .services import Services
+
+
+@dataclass
+class Progress:
+    """Where the run is and what it has cost so far (all ranks alike; checkpointed)."""
+
+    epoch: int = 1  # the epoch in progress (1-based)
+    step_in_epoch: int = 0
+    global_step: int = 0
+    epochs_done: int = 0
+    wall_s: float = 0.0
+    trained: int = 0  # samples trained, as the method counts them
+    train_flops: float = 0.0
+    selection_flops: float = 0.0
+    top1: float | None = None
+    top5: float | None = None
+
+
+@dataclass
+class EpochMeter:
+    """This rank's figures of the epoch in progress (checkpointed per rank for a mid-epoch resume)."""
+
+    loss_sum: float = 0.0
+    count: int = 0
+    forwards: dict[int, int] = field(default_factory=dict)  # untrained forwards by resolution
+    wall_s: float = 0.0
+
+
+@dataclass
+class EpochRecord:
+    """One epoch's line of log.jsonl (``extra``: the method's own fields, appended)."""
+
+    epoch: int
+    trained_samples: int
+    dataset_size: int
+    kept_fraction: float
+    train_flops: float
+    selection_flops: float
+    train_loss: float
+    lr: float
+    wall_s: float = 0.0
+    top1: float | None = None
+    top5: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> dict[str, Any]:
+        return {"type": "epoch", "epoch": self.epoch, "trained_samples": self.trained_samples,
+                "dataset_size": self.dataset_size, "kept_fraction": self.kept_fraction,
+                "train_flops": self.train_flops, "selection_flops": self.selection_flops, "wall_s": self.wall_s,
+                "train_loss": self.train_loss, "lr": self.lr, "top1": self.top1, "top5": self.top5, **self.extra}
+
+
+def build_scheduler(optimizer, schedule: ScheduleConfig, plan: Plan):
+    """timm step (÷decay_rate at milestones) or cosine schedule with linear warm-up, in epochs.
+
+    A plan of fewer epochs than its baseline (``plan.epochs < plan.ref_epochs``) scales the milestones alike. timm's MultiStepLRScheduler applies milestone
+    m from t = m - 1 (its ``t + 1`` convention for per-epoch stepping); we step with fractional epochs of
+    completed training, so ``m + 1`` makes the decay start exactly after m full epochs.
+    """
+    scale = plan.epochs / plan.ref_epochs
+    common = dict(num_epochs=plan.epochs, warmup_epochs=schedule.warmup_epochs, warmup_lr=schedule.warmup_lr,
+                  min_lr=schedule.min_lr)
+    if schedule.sched == "step":
+        milestones = [m * scale + 1 for m in schedule.milestones]
+        return create_scheduler_v2(optimizer, "multistep", decay_milestones=milestones,
+                                   decay_rate=schedule.decay_rate, **common)[0]
+    return create_scheduler_v2(optimizer, "cosine", **common)[0]
+
+
+def build_datasets(cfg: TrainConfig, env: Env):
+    """Train and val sets; a data problem on any rank stops every rank with the same one line."""
+    try:
+        sets = tuple(build_dataset(cfg.raw["data"], split, cfg.seed, env.rank, env.world) for split in ("train", "val"))
+        message = None
+    except DataError as exc:
+        message = str(exc)
+    message = first_error(message)
+    if message:
+        raise DataError(message)
+    return sets
+
+
+class Trainer:
+    """Builds the run from a checked config and trains it; see the module docstring."""
+
+    def __init__(self, cfg: TrainConfig, env: Env, work_dir: str | Path, git_rev: str = "unknown",
+                 hooks: list | None = None):
+        from .hooks import default_hooks
+
+        self.cfg, self.env, self.work_dir, self.git_rev = cfg, env, Path(work_dir), git_rev
+        rt, data = cfg.runtime, cfg.data
+        if not env.cuda and rt.cpu_threads:
+            torch.set_num_threads(rt.cpu_threads)
+        self.amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(rt.amp) if env.cuda else None
+        self.channels_last = env.cuda and rt.channels_last
+        self.train_set, self.val_set = build_datasets(cfg, env)
+        n, b = len(self.train_set), data.batch_size
+        self.method = build_method(cfg.method, RunInfo(n, cfg.schedule.epochs, b, data.img_size, env.world,
+                                                       env.rank, cfg.seed))
+        self.plan = self.method.plan()
+
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank and for any world size
+        self.model = build_model(cfg.model.arch, data.num_classes or self.train_set.num_classes,
+                                 **cfg.model.kwargs).to(env.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._flops: dict[int, float] = {}
+        self.fwd = self.forward_flops(data.img_size)
+        o = cfg.optim
+        self.optimizer = create_optimizer_v2(self.model, "sgd", lr=o.lr * b * env.world / o.lr_batch,
+                                             momentum=o.momentum, weight_decay=o.weight_decay,
+                                             filter_bias_and_bn=o.filter_bias_and_bn)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.plan)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+        self.feed = self.method.build_feed(self.train_set, data.num_workers)
+        self.method.setup(Services(self))
+        torch.manual_seed(derive_seed(cfg.seed, "train", env.rank))
+        self.progress, self.meter = Progress(), EpochMeter()
+        self.hooks = default_hooks(self) if hooks is None else hooks
+        self.net: torch.nn.Module = self.model  # the module trained through (DDP, compiled); set in train()
+        self.stop_reason: str | None = None  # set by request_stop(); the run stops after the current step
+        self.record: EpochRecord | None = None  # the epoch being closed (hooks read and complete it)
+        self.epoch_result = EpochResult()
+        self.resumed = False
+        self.steps = 0  # steps of the epoch in progress
+        self._t0 = time.time()
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def train(self, resume: dict | None = None) -> dict | None:
+        """Train (from ``resume``, a checkpoint dict, if given); the summary, or None when stopped early."""
+        if resume is not None:
+            self.load_state_dict(resume)
+        self.resumed = resume is not None
+        ddp = self.model
+        if self.env.world > 1:
+            ddp = DistributedDataParallel(self.model, device_ids=[self.env.local_rank] if self.env.cuda else None)
+        self.net = torch.compile(ddp) if self.cfg.runtime.compile else ddp
+        self.call("before_train")
+        while self.progress.epoch <= self.plan.epochs:
+            if not self.run_epoch():
+                return None
+        summary = self.summary()
+        if self.env.main:
+            ckpt.save_backbone(self.model.state_dict(), ckpt.make_meta(self.cfg.raw, summary, self.git_rev),
+                               self.work_dir)
+        self.call("after_train")
+        return summary
+
+    def run_epoch(self) -> bool:
+        """Train the rest of the epoch in progress and close it; False when the run stops early."""
+        p = self.progress
+        self.model.train()
+        if p.step_in_epoch == 0:
+            self.meter = EpochMeter()
+        self.method.begin_epoch(p.epoch)
+        batches = self.feed.begin(p.epoch, p.step_in_epoch)
+        self.steps = self.feed.steps_in_epoch()
+        self._t0 = time.time()
+        self.call("before_epoch")
+        for images, targets, indices in batches:
+            self.call("before_step")
+            self.run_step(self.to_device(images, targets, indices))
+            self.call("after_step")
+            if self.stop_reason and p.step_in_epoch < self.steps:
+                self.save_checkpoint(f"step_{p.global_step}.pth", {})
+                self.call("on_stop")
+                return False
+        self.close_epoch()
+        return not (self.stop_reason and self.progress.epochs_done < self.plan.epochs)
+
+    def to_device(self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> Batch:
+        """The one place a loaded batch moves to the device (indices stay on the CPU)."""
+        return Batch(images.to(self.env.device, non_blocking=True), targets.to(self.env.device, non_blocking=True),
+                     indices)
+
+    def run_step(self, batch: Batch) -> torch.Tensor:
+        """One update: LR, the method's pick, forward, ``mean(w * loss)``, backward, record; the losses."""
+        p = self.progress
+        step = StepInfo(p.epoch, p.step_in_epoch, self.steps, p.global_step)
+        self.scheduler.step(p.epoch - 1 + p.step_in_epoch / self.steps)
+        factor = self.method.lr_factor(p.epoch)
+        if factor != 1.0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= factor
+        batch = self.method.select(batch, step)
+        images = batch.images.contiguous(memory_format=torch.channels_last) if self.channels_last else batch.images
+        with torch.autocast(images.device.type, dtype=self.amp, enabled=self.amp is not None):
+            logits = self.net(images)
+        logits = logits.float()
+        losses = F.cross_entropy(logits, batch.targets, reduction="none",
+                                 label_smoothing=self.cfg.optim.label_smoothing)
+        loss = losses.mean() if batch.weights is None else (batch.weights * losses).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()  # a no-op scale unless fp16
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        losses = losses.detach()
+        self.method.record(StepRecord(batch.indices, losses, logits.detach(), batch.targets, step))
+        self.meter.loss_sum += losses.sum().item()  # a sync point; cheap next to a step
+        self.meter.count += losses.numel()
+        p.step_in_epoch += 1
+        p.global_step += 1
+        return losses
+
+    def close_epoch(self) -> None:
+        """The epoch's all-rank totals, the method's end-of-epoch rule, hooks, then the progress update."""
+        p, m, epoch = self.progress, self.meter, self.progress.epoch
+        resolutions = sorted(m.forwards)
+        loss_sum, count, *forwards = all_sum([m.loss_sum, m.count, *(m.forwards[r] for r in resolutions)], self.env)
+        stats = self.method.epoch_stats(epoch, EpochTotals(int(count), self.steps,
+                                                          {r: int(c) for r, c in zip(resolutions, forwards, strict=True)}))
+        self.epoch_result = self.method.end_epoch(epoch)
+        train_flops = TRAIN_FLOPS_PER_FORWARD * self.fwd * stats.trained_samples
+        selection_flops = math.fsum(self.forward_flops(r) * c for r, c in zip(resolutions, forwards, strict=True))
+        self.record = EpochRecord(epoch, stats.trained_samples, self.plan.num_samples, stats.kept_fraction,
+                                  train_flops, selection_flops, loss_sum / max(count, 1),
+                                  self.optimizer.param_groups[0]["lr"], extra=dict(self.epoch_result.log))
+        self.call("after_epoch_train")  # selection dump, evaluation: they complete self.record
+        now = time.time()
+        self.record.wall_s = m.wall_s + now - self._t0
+        p.epoch, p.step_in_epoch, p.epochs_done = epoch + 1, 0, epoch
+        p.wall_s += now - self._t0
+        p.trained += stats.trained_samples
+        p.train_flops += train_flops
+        p.selection_flops += selection_flops
+        if self.record.top1 is not None:
+            p.top1, p.top5 = self.record.top1, self.record.top5
+        self.call("after_epoch")  # log line, checkpoint
+
+    def evaluate(self) -> tuple[float, float]:
+        """Single-crop top-1 / top-5 (%) over the whole validation set, each rank a disjoint share."""
+        from .feed import loader
+
+        model, env = self.model, self.env
+        model.eval()
+        if dist.is_initialized():  # DDP keeps rank 0's BatchNorm statistics; evaluate every shard with them
+            for buf in model.buffers():
+                dist.broadcast(buf, 0)
+        shard = torch.utils.data.Subset(self.val_set, range(env.rank, len(self.val_set), env.world))
+        counts = [0.0, 0.0, 0.0]
+        with torch.no_grad():
+            for images, targets, _ in loader(shard, self.cfg.data.batch_size, None, self.cfg.data.num_workers, 0):
+                logits = model(images.to(env.device, non_blocking=True)).float()
+                top = logits.topk(min(5, logits.shape[1]), dim=1).indices.cpu()
+                hit = top == targets[:, None]
+                counts = [counts[0] + hit[:, 0].sum().item(), counts[1] + hit.any(1).sum().item(), counts[2] + len(targets)]
+        c1, c5, n = all_sum(counts, env)
+        model.train()
+        return 100.0 * c1 / n, 100.0 * c5 / n
+
+    # -- hooks, stopping, costs -----------------------------------------------------------------------
+    def call(self, event: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, event)(self)
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after the current step: a mid-epoch ``step_<n>.pth`` (or the epoch's checkpoint at its end)."""
+        self.stop_reason = self.stop_reason or reason
+
+    def forward_flops(self, resolution: int) -> float:
+        """FLOPs of one forward of one sample at ``resolution`` px (counted once per resolution)."""
+        if resolution not in self._flops:
+            self._flops[resolution] = forward_flops(self.model, (1, 3, resolution, resolution))
+        return self._flops[resolution]
+
+    def summary(self) -> dict:
+        p, plan = self.progress, self.plan
+        baseline = plan.ref_epochs * plan.num_samples
+        return {"method": self.cfg.method_type, "arch": self.cfg.model.arch, "epochs": plan.epochs,
+                "relative_cost_samples": p.trained / baseline,
+                "relative_cost_flops": (p.train_flops + p.selection_flops) / (TRAIN_FLOPS_PER_FORWARD * self.fwd * baseline),
+                "top1": p.top1, "top5": p.top5, "wall_s": p.wall_s}
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def save_checkpoint(self, name: str, summary: dict) -> None:
+        """Write ``work_dir/name`` (collective: every rank calls it; rank 0 writes)."""
+        if self.progress.step_in_epoch:  # mid-epoch: bank the time of this epoch so far
+            now = time.time()
+            self.meter.wall_s += now - self._t0
+            self.progress.wall_s += now - self._t0
+            self._t0 = now
+        state = self.state_dict(summary)
+        if self.env.main:
+            ckpt.save_checkpoint(state, self.work_dir, name)
+
+    def state_dict(self, summary: dict) -> dict:
+        """The checkpoint: each component's state (collective)."""
+        mine = {"rng": ckpt.rng_state(), "meter": dataclasses.asdict(self.meter),
+                "method": self.method.rank_state_dict()}
+        ranks = all_gather_objects(mine, self.env)
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "method": self.method.state_dict(), "feed": self.feed.state_dict(),
+                "progress": dataclasses.asdict(self.progress), "ranks": ranks,
+                "hooks": {type(h).__name__: h.state_dict() for h in self.hooks},
+                "config": self.cfg.raw, "world_size": self.env.world,
+                "meta": ckpt.make_meta(self.cfg.raw, summary, self.git_rev)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.method.load_state_dict(state["method"])
+        self.feed.load_state_dict(state["feed"])
+        self.progress = Progress(**state["progress"])
+        for hook in self.hooks:
+            hook.load_state_dict(state.get("hooks", {}).get(type(hook).__name__, {}))
+        mine = state["ranks"][self.env.rank]
+        self.meter = EpochMeter(**mine["meter"])
+        self.method.load_rank_state_dict(mine["method"])
+        ckpt.set_rng_state(mine["rng"])
