@@ -24,7 +24,7 @@ __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "RuntimeConfig", "Schedul
            "build_config"]
 
 REQUIRED = ("model.arch", "data.type", "data.batch_size", "data.img_size", "schedule.epochs", "method.type", "optim.lr")
-TOP_LEVEL = ("model", "data", "optim", "schedule", "runtime", "method", "seed", "work_dir")
+TOP_LEVEL = ("model", "data", "optim", "schedule", "runtime", "method", "seed", "work_dir", "probe", "bn_recalibrate")
 
 
 def _positive_int(where: str, value: Any, allow_none: bool = False) -> None:
@@ -147,6 +147,8 @@ class TrainConfig:
     seed: int
     work_dir: str | None
     raw: dict
+    probe: Any = None  # pretrain.probes.build.ProbeConfig, or None
+    bn_recalibrate: Any = None  # pretrain.bn_recalibrate.BNRecalibrate, or None
 
     @property
     def method_type(self) -> str:
@@ -178,6 +180,9 @@ def build_config(cfg: Any, source: str = "the config") -> TrainConfig:
     Checks names, types and ranges that need no data: the timm model, the dataset type, the schedule,
     the runtime switches; the method's keys are checked when the method is built (``make_plan``).
     """
+    from .bn_recalibrate import BNRecalibrate
+    from .probes.build import ProbeConfig
+
     raw = _plain(cfg)
     for key in REQUIRED:
         section, name = key.split(".")
@@ -199,4 +204,6 @@ def build_config(cfg: Any, source: str = "the config") -> TrainConfig:
         seed=seed,
         work_dir=raw.get("work_dir"),
         raw=raw,
+        probe=ProbeConfig.from_dict(raw["probe"]) if raw.get("probe") is not None else None,
+        bn_recalibrate=BNRecalibrate.from_dict(raw.get("bn_recalibrate")),
     )

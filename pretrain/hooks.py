@@ -128,7 +128,7 @@ def trim_log(path: Path, epochs_done: int) -> None:
     if not path.is_file():
         return
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    keep = [ln for ln in lines if json.loads(ln).get("type") == "epoch" and json.loads(ln)["epoch"] <= epochs_done]
+    keep = [ln for ln in lines if json.loads(ln).get("type") in ("epoch", "probe") and json.loads(ln)["epoch"] <= epochs_done]
     atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
 
@@ -144,5 +144,10 @@ class CheckpointHook(Hook):
 
 def default_hooks(trainer: Trainer) -> list[Hook]:
     """The hooks of a run, in calling order (dumps before evaluation, the log line before its checkpoint)."""
-    return [MaxStepsHook(trainer.cfg.runtime.max_steps), ProgressBarHook(), SelectionDumpHook(), EvalHook(),
-            LogHook(), CheckpointHook()]
+    from .bn_recalibrate import BNRecalibrateHook
+    from .probes.hook import ProbeHook
+
+    bn = [BNRecalibrateHook(trainer.cfg.bn_recalibrate)] if trainer.cfg.bn_recalibrate else []
+    probe = [ProbeHook(trainer.cfg.probe)] if trainer.cfg.probe else []
+    return [MaxStepsHook(trainer.cfg.runtime.max_steps), ProgressBarHook(), SelectionDumpHook(), EvalHook(), *bn,
+            LogHook(), *probe, CheckpointHook()]

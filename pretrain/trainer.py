@@ -165,6 +165,7 @@ class Trainer:
         self.record: EpochRecord | None = None  # the epoch being closed (hooks read and complete it)
         self.epoch_result = EpochResult()
         self.resumed = False
+        self.meta_extra: dict[str, Any] = {}  # hooks' blocks for the meta (probe, bn_recalibrate)
         self.steps = 0  # steps of the epoch in progress
         self._t0 = time.time()
 
@@ -184,8 +185,8 @@ class Trainer:
                 return None
         summary = self.summary()
         if self.env.main:
-            ckpt.save_backbone(self.model.state_dict(), ckpt.make_meta(self.cfg.raw, summary, self.git_rev),
-                               self.work_dir)
+            ckpt.save_backbone(self.model.state_dict(), {**ckpt.make_meta(self.cfg.raw, summary, self.git_rev),
+                                                         **self.meta_extra}, self.work_dir)
         self.call("after_train")
         return summary
 
@@ -337,7 +338,7 @@ class Trainer:
                 "progress": dataclasses.asdict(self.progress), "ranks": ranks,
                 "hooks": {type(h).__name__: h.state_dict() for h in self.hooks},
                 "config": self.cfg.raw, "world_size": self.env.world,
-                "meta": ckpt.make_meta(self.cfg.raw, summary, self.git_rev)}
+                "meta": {**ckpt.make_meta(self.cfg.raw, summary, self.git_rev), **self.meta_extra}}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])

@@ -18,7 +18,7 @@ from ..cost import TRAIN_FLOPS_PER_FORWARD
 from .dense import DenseSettings
 from .knn import KnnSettings
 
-MIN_QUERIES, MIN_DENSE_TRAIN = 10, 2
+MIN_QUERIES, MIN_DENSE_TRAIN = 50, 8  # below these the numbers are noise: refuse instead
 DEFAULT_DENSE_TRAIN, DEFAULT_DENSE_VAL = 32, 8  # the embedded tiny scenes drawn when the budget allows
 
 

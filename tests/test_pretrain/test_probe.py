@@ -225,3 +225,40 @@ def test_tool_bad_input_is_one_error_line(tmp_path, tiny):
     published = publish(tiny.finished("uniform"), tmp_path / "pub" / "u")
     proc = run_tool(str(published), "--tasks", "knn")  # a published file carries no data config
     assert proc.returncode == 2 and "--config" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------------- the hook in a run
+def test_probe_hook_writes_probe_lines_and_meta_without_touching_training(tiny, scenes, tmp_path):
+    work_dir = tmp_path / "run"
+    assert tiny.run("uniform", work_dir, "probe.every=3", f"probe.dense.root={scenes}", "probe.dense.steps=50",
+                    "probe.knn.k=10") == 0
+    log = tiny.log(work_dir)
+    probes = [r for r in log if r["type"] == "probe"]
+    epochs = [r for r in log if r["type"] == "epoch"]
+    summary = log[-1]
+    assert [p["epoch"] for p in probes] == [3, 6]
+    for p in probes:  # each probe line follows its epoch's line
+        assert log[log.index(p) - 1] == next(e for e in epochs if e["epoch"] == p["epoch"])
+        assert p["knn"]["k"] == 10 and p["knn"]["queries"] >= 50 and p["dense"]["train_images"] >= 8
+    # the method's cumulative cost, on the summary's scale; the probe's own cost apart and within budget
+    total = sum(e["train_flops"] + e["selection_flops"] for e in epochs)
+    upto3 = sum(e["train_flops"] + e["selection_flops"] for e in epochs if e["epoch"] <= 3)
+    assert probes[0]["relative_cost_flops"] == pytest.approx(summary["relative_cost_flops"] * upto3 / total)
+    assert probes[1]["relative_cost_flops"] == pytest.approx(summary["relative_cost_flops"])
+    assert probes[1]["probe_flops_total"] == pytest.approx(sum(p["probe_flops"] for p in probes))
+    assert probes[1]["probe_flops_total"] <= probes[1]["probe_budget_flops"] <= 0.05 * total * (1 + 1e-9)
+    meta = torch.load(work_dir / "backbone.pth", weights_only=False)["meta"]
+    assert meta["probe"] == {k: probes[1][k] for k in ("epoch", "knn_top1", "dense_miou", "knn", "dense")}
+    # probing changed nothing the run trains: the same weights and statistics as the run without probes
+    reference = torch.load(tiny.finished("uniform") / "backbone.pth", weights_only=False)["state_dict"]
+    weights = torch.load(work_dir / "backbone.pth", weights_only=False)["state_dict"]
+    assert all(torch.equal(reference[k], v) for k, v in weights.items())
+    assert [e["train_loss"] for e in epochs] == [e["train_loss"] for e in tiny.log(tiny.finished("uniform"))
+                                                 if e["type"] == "epoch"]
+
+
+def test_probe_config_errors_stop_the_run_before_training(tiny, tmp_path):
+    rc = tiny.run("uniform", tmp_path / "bad", "probe.every=0")
+    assert rc == 2
+    rc = tiny.run("uniform", tmp_path / "bad2", f"probe.dense.root={tmp_path / 'nowhere'}")
+    assert rc == 2 and not (tmp_path / "bad2" / "epoch_1.pth").exists()
