@@ -1,0 +1,361 @@
+"""Kill a real pre-training at chosen moments, resume it, and compare it bit for bit with an uninterrupted run.
+
+Reusable by any method: ``kill_and_resume(config, tmp_path, kills=2)`` takes a pre-training config
+path. One call
+
+1. runs the config uninterrupted (the reference), through ``faults.py`` so that every seam it passes
+   (steps, end-of-epoch rules, checkpoint writes, ``last_checkpoint`` updates) is written to a marks
+   file -- the run's timeline;
+2. draws ``kills`` moments from that timeline with a seeded generator, spread over the kinds of seam
+   (a step, inside a checkpoint's bytes, before the pointer moves, inside the end-of-epoch rule), and
+   runs the same config in a second work dir, sending a real SIGKILL at each moment and resuming
+   (``--resume``, auto) after each, until a last resume finishes;
+3. compares the two work dirs: every ``log.jsonl`` line (wall-clock aside), the final checkpoint's
+   weights, optimizer, scheduler, method state (shared and per rank), feed, RNG states and hook
+   states, ``backbone.pth``, and every ``selection/*.npz`` array; any difference fails, naming it.
+
+With ``ranks=2`` every run is ``torchrun --nproc_per_node 2`` on gloo and the kill hits one rank (drawn);
+torchrun then stops the other, as it would on a cluster. Each call appends what it did to
+``work_dirs/reliability/records.jsonl`` (override: ``DAR_RELIABILITY_RECORDS``); ``render_doc.py`` turns
+those records into the table of ``docs/reliability.md``.
+
+More kills than CI affords (``python tests/test_reliability/harness.py CONFIG --kills 10 --ranks 2``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = ROOT / "tools" / "train.py"
+FAULTS = Path(__file__).resolve().parent / "faults.py"
+POINTS = ("checkpoint", "selection", "step", "pointer")  # the order kinds are drawn in
+RUN_TIMEOUT_S = 600
+# Values that may differ between an interrupted and an uninterrupted run: wall-clock, dates, paths.
+IGNORED = {"wall_s", "date", "work_dir", "git_rev"}
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A kill moment: the seam ``point`` at ``key`` (a global step, an epoch, a file name); ``fraction``
+    places the signal inside the hold (and, for a checkpoint, how many of its bytes are on disk)."""
+
+    point: str
+    key: str
+    fraction: float
+
+    def hold(self) -> str:
+        return f"{self.point}:{self.key}:{self.fraction:.3f}"
+
+
+@dataclass
+class RunRecord:
+    kind: str  # "reference", "killed", "resumed"
+    returncode: int
+    wall_s: float
+    moment: Moment | None = None
+    killed_rank: int | None = None
+
+
+@dataclass
+class Report:
+    config: str
+    ranks: int
+    seed: int
+    options: list[str]
+    runs: list[RunRecord] = field(default_factory=list)
+    compared: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    stale_temporaries: list[str] = field(default_factory=list)
+
+    @property
+    def kills(self) -> list[Moment]:
+        return [r.moment for r in self.runs if r.kind == "killed" and r.moment]
+
+
+# -- running ------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def command(config: str | Path, work_dir: Path, options: list[str], resume: bool, ranks: int) -> list[str]:
+    """The command line of one run: tools/train.py under faults.py, under torchrun for ``ranks > 1``."""
+    args = [str(config), "--work-dir", str(work_dir)]
+    args += ["--cfg-options", *options] if options else []
+    args += ["--resume"] if resume else []
+    if ranks == 1:
+        return [sys.executable, str(FAULTS), str(TRAIN), *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks),
+            "--master_port", str(_free_port()), str(FAULTS), str(TRAIN), *args, "--launcher", "pytorch"]
+
+
+def _env(marks: Path, hold: str = "") -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DAR_FAULTS_LOG": str(marks),
+            "DAR_FAULTS_HOLD": hold, "PYTHONHASHSEED": "0"}
+
+
+def _read_marks(path: Path) -> list[tuple[int, int, str, str]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4:
+            out.append((int(parts[0]), int(parts[1]), parts[2], parts[3]))
+    return out
+
+
+class Launch:
+    """One run in its own process (group), its output in files beside the marks."""
+
+    def __init__(self, argv: list[str], logs: Path, hold: str = ""):
+        logs.mkdir(parents=True, exist_ok=True)
+        self.marks, self.out = logs / "marks.txt", logs / "output.txt"
+        self.marks.unlink(missing_ok=True)
+        self.t0 = time.time()
+        with open(self.out, "w") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                         env=_env(self.marks, hold), start_new_session=True)
+
+    def wait(self, timeout: float = RUN_TIMEOUT_S) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError(f"run timed out after {timeout} s:\n{self.tail()}") from None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.out.read_text()[-chars:] if self.out.is_file() else ""
+
+    def marks_list(self) -> list[tuple[int, int, str, str]]:
+        return _read_marks(self.marks)
+
+
+def run_to_end(config, work_dir: Path, options: list[str], ranks: int, resume: bool, logs: Path) -> tuple[int, float, list]:
+    launch = Launch(command(config, work_dir, options, resume, ranks), logs)
+    code = launch.wait()
+    assert code == 0, f"run exited {code}:\n{launch.tail()}"
+    return code, time.time() - launch.t0, launch.marks_list()
+
+
+def run_and_kill(config, work_dir: Path, options: list[str], ranks: int, resume: bool, logs: Path,
+                 moment: Moment, rng: random.Random) -> RunRecord:
+    """Start a run, SIGKILL one of its processes at ``moment``, wait until every process is gone."""
+    holds = moment.point != "step"
+    launch = Launch(command(config, work_dir, options, resume, ranks), logs, moment.hold() if holds else "")
+    # rank 0 alone writes checkpoints; every rank trains steps and applies the end-of-epoch rule
+    rank = 0 if moment.point in ("checkpoint", "pointer") else rng.randrange(ranks)
+    target = ("holding", moment.hold()) if holds else ("step", moment.key)
+    deadline, victim = time.time() + RUN_TIMEOUT_S, None
+    while victim is None:
+        victim = next((pid for r, pid, point, key in launch.marks_list() if r == rank and (point, key) == target), None)
+        if victim is None:
+            if launch.proc.poll() is not None:
+                raise AssertionError(f"the run ended (exit {launch.proc.returncode}) before {moment}:\n{launch.tail()}")
+            assert time.time() < deadline, f"{moment} not reached in {RUN_TIMEOUT_S} s"
+            time.sleep(0.01)
+    # a step has no hold: the signal lands a little into the next step; a hold lasts 10 s
+    time.sleep(moment.fraction * (0.05 if not holds else 0.5))
+    os.kill(victim, signal.SIGKILL)
+    code = launch.wait()
+    assert code != 0, f"the killed run exited 0:\n{launch.tail()}"
+    return RunRecord("killed", code, time.time() - launch.t0, moment, rank)
+
+
+# -- choosing moments ------------------------------------------------------------------------------------
+def timeline(marks: list[tuple[int, int, str, str]]) -> list[tuple[str, str]]:
+    """Rank 0's seams in order, each once (``holding`` lines aside)."""
+    seen, out = set(), []
+    for rank, _, point, key in marks:
+        if rank == 0 and point in POINTS and (point, key) not in seen:
+            seen.add((point, key))
+            out.append((point, key))
+    return out
+
+
+def choose_moments(events: list[tuple[str, str]], kills: int, rng: random.Random) -> list[Moment]:
+    """``kills`` distinct moments in timeline order, the kinds of seam taken in turn (from a random start)."""
+    kinds = [k for k in POINTS if any(p == k for p, _ in events)]
+    start, picked = rng.randrange(len(kinds)), set()
+    for i in range(kills * 4):
+        if len(picked) == kills:
+            break
+        kind = kinds[(start + i) % len(kinds)]
+        candidates = [j for j, (p, _) in enumerate(events) if p == kind and j not in picked]
+        if candidates:
+            picked.add(rng.choice(candidates))
+    return [Moment(*events[j], round(rng.uniform(0.05, 0.95), 3)) for j in sorted(picked)]
+
+
+# -- comparing ---------------------------------------------------------------------------------------------
+def differences(a, b, path: str = "") -> list[str]:
+    """Where two nested states differ: tensors and arrays bit for bit (NaN equal to NaN), the rest ``==``;
+    keys in ``IGNORED`` (wall-clock, dates, paths) are skipped."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        a, b = (x.numpy() if isinstance(x, torch.Tensor) else x for x in (a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        same = (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        return [] if same else [path or "<root>"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{path}.{k}: only in one" for k in set(a) ^ set(b)]
+        for k in sorted(set(a) & set(b), key=str):
+            if k not in IGNORED:
+                out += differences(a[k], b[k], f"{path}.{k}")
+        return out
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{path}: length {len(a)} vs {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return []
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+def _log(work_dir: Path) -> list[dict]:
+    path = work_dir / "log.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+def _load(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def compare_work_dirs(reference: Path, other: Path) -> tuple[list[str], list[str]]:
+    """(what was compared, the differences) between two finished work dirs of the same config."""
+    compared, diffs = [], []
+    log_a, log_b = _log(reference), _log(other)
+    compared.append(f"log.jsonl ({len(log_a)} lines)")
+    diffs += [f"log.jsonl{d}" for d in differences(log_a, log_b)]
+    last = max((p for p in reference.glob("epoch_*.pth")), key=lambda p: int(p.stem.split("_")[1]))
+    a, b = _load(last), _load(other / last.name)
+    keys = sorted(set(a) - {"meta", "config"})
+    compared.append(f"{last.name}: {', '.join(keys)}")
+    diffs += [f"{last.name}{d}" for k in keys for d in differences(a.get(k), b.get(k), f".{k}")]
+    a, b = _load(reference / "backbone.pth"), _load(other / "backbone.pth")
+    compared.append("backbone.pth state_dict")
+    diffs += [f"backbone.pth{d}" for d in differences(a["state_dict"], b["state_dict"], ".state_dict")]
+    names_a = sorted(p.name for p in (reference / "selection").glob("*.npz"))
+    names_b = sorted(p.name for p in (other / "selection").glob("*.npz"))
+    if names_a or names_b:
+        compared.append(f"selection/*.npz ({len(names_a)} files)")
+    if names_a != names_b:
+        diffs.append(f"selection files: {names_a} vs {names_b}")
+    for name in set(names_a) & set(names_b):
+        za, zb = np.load(reference / "selection" / name), np.load(other / "selection" / name)
+        diffs += [f"selection/{name}{d}" for d in differences(dict(za), dict(zb))]
+    return compared, diffs
+
+
+# -- the test -------------------------------------------------------------------------------------------------
+@dataclass
+class Reference:
+    """An uninterrupted run: its work dir, its seams in order, and how it went."""
+
+    work_dir: Path
+    events: list[tuple[str, str]]
+    run: RunRecord
+
+
+def reference_run(config: str | Path, work_dir: Path, options: list[str] | None = None, ranks: int = 1) -> Reference:
+    code, wall, marks = run_to_end(config, work_dir, list(options or []), ranks, False, work_dir.parent / "reference_logs")
+    return Reference(work_dir, timeline(marks), RunRecord("reference", code, wall))
+
+
+def _config_name(config: str | Path) -> str:
+    path = Path(config).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(config)
+
+
+def kill_and_resume(config: str | Path, tmp_path: Path, kills: int = 2, ranks: int = 1, seed: int = 0,
+                    options: list[str] | None = None, reference: Reference | None = None,
+                    record: bool = True) -> Report:
+    """The whole check (see the module docstring); raises AssertionError naming any difference.
+
+    ``reference``: an uninterrupted run of the same config, options and ranks to reuse (else one is run).
+    """
+    options = list(options or [])
+    report = Report(_config_name(config), ranks, seed, options)
+    if reference is None:
+        reference = reference_run(config, tmp_path / "uninterrupted", options, ranks)
+        report.runs.append(reference.run)
+    cut, logs = tmp_path / "interrupted", tmp_path / "runs"
+    rng = random.Random(seed)
+    moments = choose_moments(reference.events, kills, rng)
+    assert len(moments) == kills, f"the run has fewer than {kills} seams to kill at: {reference.events}"
+    for i, moment in enumerate(moments):
+        report.runs.append(run_and_kill(config, cut, options, ranks, i > 0, logs / f"kill_{i}", moment, rng))
+    code, wall, _ = run_to_end(config, cut, options, ranks, True, logs / "resume_last")
+    report.runs.append(RunRecord("resumed", code, wall))
+    report.compared, report.differences = compare_work_dirs(reference.work_dir, cut)
+    report.stale_temporaries = sorted(p.name for p in cut.rglob(".*.tmp*"))
+    if record:
+        write_record(report)
+    assert not report.differences, (f"{config} killed at {[m.hold() for m in moments]} and resumed differs from "
+                                    f"the uninterrupted run: {summarize(report.differences)}")
+    return report
+
+
+def summarize(diffs: list[str], limit: int = 12) -> str:
+    """Differences grouped by their path up to the first list index (an RNG state differs in 624 places)."""
+    groups: dict[str, int] = {}
+    for d in diffs:
+        key = re.sub(r"(\[\d+\])+$", "[...]", d.split(": ")[0])  # rng.python[1][0] -> rng.python[1][...]
+        groups[key] = groups.get(key, 0) + 1
+    parts = [f"{k} ({n})" if n > 1 else k for k, n in list(groups.items())[:limit]]
+    return "; ".join(parts) + (f"; and {len(groups) - limit} more" if len(groups) > limit else "")
+
+
+def records_path() -> Path:
+    return Path(os.environ.get("DAR_RELIABILITY_RECORDS", ROOT / "work_dirs" / "reliability" / "records.jsonl"))
+
+
+def write_record(report: Report, kind: str = "sigkill") -> None:
+    """Append what a check did (one JSON line) for ``render_doc.py``."""
+    path = records_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"kind": kind, "config": report.config, "ranks": report.ranks, "seed": report.seed,
+            "options": report.options, "runs": [asdict(r) for r in report.runs], "compared": report.compared,
+            "differences": report.differences, "stale_temporaries": report.stale_temporaries,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="SIGKILL a tiny pre-training at seeded moments, resume, compare.")
+    p.add_argument("config")
+    p.add_argument("--kills", type=int, default=5)
+    p.add_argument("--ranks", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work-dir", default=None, help="where the runs go (default: a temporary folder)")
+    p.add_argument("--cfg-options", nargs="*", default=[])
+    args = p.parse_args(argv)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = kill_and_resume(args.config, Path(args.work_dir or tmp), args.kills, args.ranks, args.seed,
+                                 args.cfg_options)
+    print(f"{report.config}: {len(report.kills)} kills ({', '.join(m.hold() for m in report.kills)}), "
+          f"{len(report.runs)} runs on {args.ranks} rank(s); identical: {'; '.join(report.compared)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
