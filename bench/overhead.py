@@ -349,7 +349,7 @@ def report(res: dict, args: argparse.Namespace) -> str:
         rec = c[f"dar_record_N{IMAGENET_N}"]["median"]
         lines.append(f"DaR record() per step: {1e6 * rec:.0f} µs at N=1.28M "
                      f"({100 * rec / s['step_s']['uniform']['median']:.3f}% of the uniform step); "
-                     f"uniform Feed.record {1e6 * c['uniform_record']['median']:.1f} µs")
+                     f"uniform record() {1e6 * c['uniform_record']['median']:.1f} µs")
         u = s["step_s"]["uniform"]["median"]
         rows = []
         for r in args.resolutions:
@@ -370,7 +370,7 @@ def report(res: dict, args: argparse.Namespace) -> str:
         c = res["selection"]
         lines.append(f"\n(c) N={c['num_samples']}: select_hardest {c['select_hardest_s']['median']:.3f} s, "
                      f"scatter_into_table {c['scatter_into_table_s']['median']:.3f} s; "
-                     f"Feed.end_epoch {c['single']['end_epoch_s']['median']:.3f} s (1 process)"
+                     f"end_epoch() {c['single']['end_epoch_s']['median']:.3f} s (1 process)"
                      + (f", {c['two_ranks_gloo']['end_epoch_s']['median']:.3f} s (2 gloo ranks)" if c["two_ranks_gloo"] else "")
                      + f"; npz write {c['single']['savez_s']['median']:.3f} s; recording the epoch "
                      f"{c['single']['record_epoch_s']['median']:.2f} s in {c['record_batch']}-sample calls")
