@@ -1,34 +1,17 @@
 #!/usr/bin/env bash
-# Training on a slurm cluster, OpenMMLab style: one task per GPU via srun, any config tools/train.py
-# takes (pre-training or transfer).
+# Training on a slurm cluster, OpenMMLab style (one task per GPU via srun), requeued after preemption.
 #
-#   [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
-#       tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
+#   [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [TIME=2-00:00:00] [SIGNAL=USR1] [SIGNAL_LEAD_S=300] \
+#   [SRUN_ARGS=...] [SBATCH_ARGS=...] tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
 #
-# Pass --resume to continue from WORK_DIR/last_checkpoint after a preemption or time limit.
+# From a login node this submits itself with sbatch --signal=USR1@300 --requeue (output:
+# WORK_DIR/slurm-<job>.out). In the job, srun runs tools/train.py --launcher slurm --resume (the newest
+# checkpoint of WORK_DIR, or a fresh start). A pre-training that gets the signal before the time limit
+# (or slurm's SIGTERM on preemption) writes a checkpoint and exits 75; the job then requeues itself
+# (scontrol requeue) and resumes where it stopped. Inside salloc it runs srun in the foreground.
+# The command lines are built (and unit-tested) in pretrain/launch.py.
 set -euo pipefail
-if [ $# -lt 4 ]; then
-    echo "usage: $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]" >&2
-    exit 2
-fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-WORK_DIR=$4
-shift 4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="${DAR_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}"  # sbatch runs a spooled copy: DAR_ROOT says where
 PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher slurm "$@"
+export PYTHONPATH="$ROOT:${PYTHONPATH:-}"
+exec "$PYTHON" -m pretrain.launch "$ROOT/tools/slurm_train.sh" "$@"
