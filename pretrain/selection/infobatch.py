@@ -55,9 +55,9 @@ class InfoBatchParams:
         """Raise ``ValueError`` with one line naming the first bad parameter."""
         r, d = self.prune_ratio, self.delta
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
-            raise ValueError(f"infobatch prune_ratio must be in [0, 1), got {r!r}")
+            raise ValueError(f"method.prune_ratio (InfoBatch's r) must be in [0, 1), got {r!r}")
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1:
-            raise ValueError(f"infobatch delta must be in (0, 1], got {d!r}")
+            raise ValueError(f"method.delta (InfoBatch's share of pruning epochs) must be in (0, 1], got {d!r}")
 
     @property
     def weight(self) -> float:

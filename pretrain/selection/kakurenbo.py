@@ -65,18 +65,18 @@ class KakurenboParams:
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the first bad parameter."""
         if not _fraction_in(self.max_fraction, 0, 1, closed_low=True):
-            raise ValueError(f"kakurenbo max_fraction F must be in [0, 1), got {self.max_fraction!r}")
+            raise ValueError(f"method.max_fraction (KAKURENBO's F) must be in [0, 1), got {self.max_fraction!r}")
         if not _fraction_in(self.tau, 0, 1, closed_low=False):
-            raise ValueError(f"kakurenbo tau must be in (0, 1), got {self.tau!r}")
+            raise ValueError(f"method.tau (KAKURENBO's confidence threshold) must be in (0, 1), got {self.tau!r}")
         w = self.warmup_epochs
         if isinstance(w, bool) or not isinstance(w, int) or w < 0:
-            raise ValueError(f"kakurenbo warmup_epochs must be an integer >= 0, got {w!r}")
+            raise ValueError(f"method.warmup_epochs (KAKURENBO) must be an integer >= 0, got {w!r}")
         ms = self.milestones
         if not all(_fraction_in(m, 0, 1, closed_low=False) for m in ms) or any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
-            raise ValueError(f"kakurenbo milestones must be increasing fractions of training in (0, 1), got {list(ms)}")
+            raise ValueError(f"method.milestones (KAKURENBO) must be increasing fractions of training in (0, 1), got {list(ms)}")
         good = [not isinstance(f, bool) and isinstance(f, (int, float)) and 0 <= f <= 1 for f in self.factors]
         if len(self.factors) != len(ms) + 1 or not all(good):
-            raise ValueError(f"kakurenbo factors must be {len(ms) + 1} numbers in [0, 1] (one per stage), "
+            raise ValueError(f"method.factors (KAKURENBO) must be {len(ms) + 1} numbers in [0, 1] (one per stage), "
                              f"got {list(self.factors)}")
 
 

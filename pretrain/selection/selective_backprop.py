@@ -59,17 +59,17 @@ class SelectiveBackpropParams:
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the first bad parameter."""
         if not _number(self.start) or not 0 <= self.start <= 1:
-            raise ValueError(f"selective_backprop start must be a fraction of training in [0, 1], got {self.start!r}")
+            raise ValueError(f"method.start (Selective Backprop) must be a fraction of training in [0, 1], got {self.start!r}")
         if not _number(self.end) or not 0 <= self.end <= 1:
-            raise ValueError(f"selective_backprop end must be a fraction of training in [0, 1], got {self.end!r}")
+            raise ValueError(f"method.end (Selective Backprop) must be a fraction of training in [0, 1], got {self.end!r}")
         if self.start >= self.end:
-            raise ValueError(f"selective_backprop start={self.start} must be < end={self.end}")
+            raise ValueError(f"method.start={self.start} must be < method.end={self.end} (Selective Backprop's active window)")
         if not _number(self.keep) or not 0 < self.keep <= 1:
-            raise ValueError(f"selective_backprop keep must be in (0, 1], got {self.keep!r}")
+            raise ValueError(f"method.keep (Selective Backprop's kept share of a batch) must be in (0, 1], got {self.keep!r}")
         if not _number(self.scale_factor) or not 0 < self.scale_factor <= 1:
-            raise ValueError(f"selective_backprop scale_factor must be in (0, 1], got {self.scale_factor!r}")
+            raise ValueError(f"method.scale_factor (Selective Backprop's scoring resolution) must be in (0, 1], got {self.scale_factor!r}")
         if isinstance(self.interrupt, bool) or not isinstance(self.interrupt, int) or self.interrupt < 0:
-            raise ValueError(f"selective_backprop interrupt must be an integer >= 0, got {self.interrupt!r}")
+            raise ValueError(f"method.interrupt (Selective Backprop) must be an integer >= 0, got {self.interrupt!r}")
 
 
 def selects(step: int, total_steps: int, batch_in_epoch: int, params: SelectiveBackpropParams) -> bool:

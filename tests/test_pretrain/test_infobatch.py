@@ -112,10 +112,10 @@ def test_cost_bound_is_reached_by_the_worst_case_losses():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(prune_ratio=1.0), r"prune_ratio must be in \[0, 1\), got 1.0"),
+    (dict(prune_ratio=1.0), r"method.prune_ratio \(InfoBatch's r\) must be in \[0, 1\), got 1.0"),
     (dict(prune_ratio=-0.1), "prune_ratio"),
     (dict(prune_ratio=True), "prune_ratio"),
-    (dict(delta=0.0), r"delta must be in \(0, 1\], got 0.0"),
+    (dict(delta=0.0), r"method.delta .* must be in \(0, 1\], got 0.0"),
     (dict(delta=1.5), "delta"),
 ])
 def test_params_are_validated(kwargs, message):
@@ -229,3 +229,31 @@ if __name__ == "__main__":
     import sys
 
     worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
+
+
+# -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
+def harness():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import sigkill
+
+    return sigkill
+
+
+def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """4 epochs, all pruning (ceil(0.8 x 4)); killed inside epoch 3, when the subset is pruned and weighted."""
+    options = ["schedule.epochs=4", "schedule.milestones=[3]"]
+    final = harness().check_kill_and_resume("tiny_digits_infobatch.py", tmp_path, options, kill_in=3, epochs=4)
+    log = harness().log_lines(tmp_path / "full")
+    assert [x["kept_fraction"] < 1 for x in log[:4]] == [False, True, True, True]  # it did prune
+    assert not torch.isnan(final["method"]["scores"]).any()  # every sample was scored at some point
+    assert not final["method"]["weighted"]  # after the last epoch: nothing left to weight
+
+
+@pytest.mark.parametrize("option, message", [
+    ("method.prune_ratio=1.0", "method.prune_ratio (InfoBatch's r) must be in [0, 1), got 1.0"),
+    ("method.delta=0", "method.delta (InfoBatch's share of pruning epochs) must be in (0, 1], got 0"),
+])
+def test_bad_params_are_one_error_line_and_exit_2_before_training(option, message, tmp_path):
+    assert harness().rejected("tiny_digits_infobatch.py", tmp_path / "run", [option]) == [f"error: {message}"]

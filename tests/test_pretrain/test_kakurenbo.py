@@ -83,13 +83,13 @@ def test_cost_bound():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(max_fraction=1.0), r"max_fraction F must be in \[0, 1\), got 1.0"),
+    (dict(max_fraction=1.0), r"method.max_fraction \(KAKURENBO's F\) must be in \[0, 1\), got 1.0"),
     (dict(max_fraction=-0.1), "max_fraction"),
-    (dict(tau=0.0), r"tau must be in \(0, 1\), got 0.0"),
+    (dict(tau=0.0), r"method.tau .* must be in \(0, 1\), got 0.0"),
     (dict(tau=1.0), "tau"),
     (dict(warmup_epochs=-1), "warmup_epochs"),
     (dict(milestones=(0.6, 0.3, 0.9)), "milestones"),
-    (dict(milestones=(0.5,)), "factors must be 2 numbers"),
+    (dict(milestones=(0.5,)), "factors .* must be 2 numbers"),
     (dict(factors=(1.0, 0.8, 0.6, 1.5)), "factors"),
 ])
 def test_params_are_validated(kwargs, message):
@@ -230,3 +230,30 @@ if __name__ == "__main__":
     import sys
 
     worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
+
+
+# -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
+def harness():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import sigkill
+
+    return sigkill
+
+
+def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """4 epochs: warm-up, then F_e = 0.24, 0.24, 0.18; killed inside epoch 3 (samples hidden, refreshed)."""
+    options = ["schedule.epochs=4", "schedule.milestones=[3]"]
+    final = harness().check_kill_and_resume("tiny_digits_kakurenbo.py", tmp_path, options, kill_in=3, epochs=4)
+    log = harness().log_lines(tmp_path / "full")
+    assert log[2]["refreshed"] > 0 and log[2]["kept_fraction"] < 1 and log[2]["lr_factor"] == pytest.approx(1 / 0.76)
+    assert final["method"]["hidden"].numel() == 0  # nothing to hide after the last epoch
+
+
+@pytest.mark.parametrize("option, message", [
+    ("method.tau=1", "method.tau (KAKURENBO's confidence threshold) must be in (0, 1), got 1"),
+    ("method.max_fraction=1.0", "method.max_fraction (KAKURENBO's F) must be in [0, 1), got 1.0"),
+])
+def test_bad_params_are_one_error_line_and_exit_2_before_training(option, message, tmp_path):
+    assert harness().rejected("tiny_digits_kakurenbo.py", tmp_path / "run", [option]) == [f"error: {message}"]

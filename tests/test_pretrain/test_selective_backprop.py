@@ -126,9 +126,9 @@ def test_counts_and_scoring_resolution():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(start=0.9, end=0.5), "start=0.9 must be < end=0.5"),
-    (dict(start=0.5, end=0.5), "must be < end"),
-    (dict(keep=0.0), r"keep must be in \(0, 1\], got 0.0"),
+    (dict(start=0.9, end=0.5), "method.start=0.9 must be < method.end=0.5"),
+    (dict(start=0.5, end=0.5), "must be < method.end"),
+    (dict(keep=0.0), r"method.keep .* must be in \(0, 1\], got 0.0"),
     (dict(keep=1.5), "keep"),
     (dict(scale_factor=0.0), "scale_factor"),
     (dict(interrupt=-1), "interrupt"),
@@ -290,3 +290,32 @@ if __name__ == "__main__":
     import sys
 
     worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
+
+
+# -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
+def harness():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import sigkill
+
+    return sigkill
+
+
+def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """4 epochs of 43 steps: SB selects in steps 86-154, i.e. epochs 3-4; killed inside epoch 3."""
+    options = ["schedule.epochs=4", "schedule.milestones=[3]"]
+    final = harness().check_kill_and_resume("tiny_digits_selective_backprop.py", tmp_path, options, kill_in=3,
+                                            epochs=4)
+    log = harness().log_lines(tmp_path / "full")
+    assert [x["selection_flops"] > 0 for x in log[:4]] == [False, False, True, True]
+    assert "generator" in final["ranks"][0]["method"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["method.keep=0"], "method.keep (Selective Backprop's kept share of a batch) must be in (0, 1], got 0"),
+    (["method.start=0.9", "method.end=0.5"], "method.start=0.9 must be < method.end=0.5 (Selective Backprop's active window)"),
+])
+def test_bad_params_are_one_error_line_and_exit_2_before_training(options, message, tmp_path):
+    assert harness().rejected("tiny_digits_selective_backprop.py", tmp_path / "run", options) == [f"error: {message}"]
