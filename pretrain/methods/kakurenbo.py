@@ -5,7 +5,7 @@ milestones=(1/3, 2/3, 8/9), factors=(1.0, 0.8, 0.6, 0.4))``.
 
 Three tables hold each sample's loss, correctness and confidence (max softmax probability) at its last
 forward: the training forward for trained samples, the refresh pass for hidden ones. At the end of
-epoch e: (1) all ranks' records are gathered (int64 indices; padding repeats resolve to the genuine,
+epoch e < E: (1) all ranks' records are gathered (int64 indices; padding repeats resolve to the genuine,
 first record); (2) a forward-only pass over the samples hidden in e (``TrainerServices.forward_samples``:
 the epoch's training transform, BatchNorm on batch statistics like the training forward, every model
 state restored; each rank forwards a share and all get all results; counted in the cost) refreshes
@@ -134,8 +134,9 @@ class Kakurenbo(SubsetMethod):
         for key in RECORDED:
             self.tables[key][seen] = self._epoch[key][seen]
             self._epoch[key].fill_(math.nan)
-        refreshed = self.refresh()
-        if epoch < self.run.epochs:
+        last = epoch == self.run.epochs
+        refreshed = 0 if last else self.refresh()  # after the last epoch nothing is selected any more
+        if not last:
             f = hidden_fraction(epoch + 1, self.run.epochs, self.core)
             t = self.tables
             self.hidden = hide_set(t["loss"], t["correct"] > 0.5, t["confidence"], f, self.core.tau)

@@ -150,10 +150,11 @@ def hide_set(
 
 def cost_bound(num_samples: int, epochs: int, params: KakurenboParams) -> tuple[list[int], list[int]]:
     """``(trained, refreshed)``: per epoch the fewest samples trained, ``N - floor(F_e N)``, and the
-    most refreshed by the forward-only pass, ``floor(F_e N)``. Nothing is hidden in epoch 1 (nothing
-    is scored yet) or during warm-up."""
+    most refreshed by the forward-only pass after it, ``floor(F_e N)`` (none after the last epoch:
+    nothing is selected any more). Nothing is hidden in epoch 1 (nothing is scored yet) or during
+    warm-up."""
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     hidden = [0 if e == 1 else math.floor(_exact(hidden_fraction(e, epochs, params)) * num_samples)
               for e in range(1, epochs + 1)]
-    return [num_samples - h for h in hidden], hidden
+    return [num_samples - h for h in hidden], hidden[:-1] + [0]

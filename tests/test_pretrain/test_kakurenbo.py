@@ -76,10 +76,10 @@ def test_cost_bound():
     # E = 6, warm-up 1, F = 0.5 halved from epoch round(0.5 * 6) = 3 (0-based), i.e. 1-based epoch 4
     p = KakurenboParams(max_fraction=0.5, warmup_epochs=1, milestones=(0.5,), factors=(1.0, 0.5))
     trained, refreshed = cost_bound(10, 6, p)
-    assert refreshed == [0, 5, 5, 2, 2, 2] and trained == [10, 5, 5, 8, 8, 8]
+    assert trained == [10, 5, 5, 8, 8, 8] and refreshed == [0, 5, 5, 2, 2, 0]  # no refresh after the last
     # without warm-up epoch 1 still hides nothing: no sample has been scored yet
     constant = KakurenboParams(max_fraction=0.5, warmup_epochs=0, milestones=(), factors=(1.0,))
-    assert cost_bound(10, 2, constant)[1] == [0, 5]
+    assert cost_bound(10, 3, constant) == ([10, 5, 5], [0, 5, 0])
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -167,11 +167,12 @@ def expected_epochs() -> list[dict]:
         keep = torch.ones(N, dtype=torch.bool)
         keep[hidden] = False
         trained = torch.nonzero(keep).flatten()
-        for idx, refresh in ((trained, False), (hidden, True)):
+        last = epoch == EPOCHS  # no refresh pass after the last epoch
+        for idx, refresh in ((trained, False),) if last else ((trained, False), (hidden, True)):
             lo, lg, tg = forward_of(idx, epoch, refresh)
             c, p = prediction_stats(lg, tg)
             loss[idx], correct[idx], conf[idx] = lo, c, p
-        out.append({"subset": trained, "refreshed": hidden.numel(), "loss": loss.clone()})
+        out.append({"subset": trained, "refreshed": 0 if last else hidden.numel(), "loss": loss.clone()})
         f = hidden_fraction(epoch + 1, EPOCHS, CORE) if epoch < EPOCHS else 0.0
         hidden = hide_set(loss, correct, conf, f, CORE.tau)
     return out
