@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import re
 import subprocess
 import sys
@@ -93,11 +92,9 @@ def planned_cost(config: str, opts: list[str]) -> float:
 
 
 def summary_of(work_dir: Path) -> dict | None:
-    log = work_dir / "log.jsonl"
-    if not log.is_file():
-        return None
-    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    return next((x for x in reversed(lines) if x.get("type") == "summary"), None)
+    from pretrain.workdir import read_summary
+
+    return read_summary(work_dir)
 
 
 def train(name: str, config: str, opts: list[str], seed: int, work_root: Path, force: bool) -> dict:

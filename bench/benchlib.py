@@ -7,7 +7,6 @@ of those per-repetition ratios and their inter-quartile range.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import random
@@ -94,13 +93,11 @@ def machine() -> dict:
 
 
 def write_json(path: str | Path, obj: dict) -> Path:
-    """Write ``obj`` atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``obj`` atomically (the work-dir contract's writer)."""
+    from pretrain.workdir import atomic_write_json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(path, obj, indent=1, default=float)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

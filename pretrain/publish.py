@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import torch
 import yaml
 from timm.models import clean_state_dict
+
+from .workdir import atomic_write_bytes, atomic_write_text, latest_checkpoint, read_summary
 
 # The meta block of a published model (common contract); the first two are required.
 META_KEYS = ("arch", "method", "method_params", "epochs", "dataset", "relative_cost_samples",
@@ -38,29 +39,13 @@ def resolve_input(path: str | Path) -> Path:
     if path.is_dir():
         if (path / "backbone.pth").is_file():
             return path / "backbone.pth"
-        pointer = path / "last_checkpoint"
-        if pointer.is_file():
-            ckpt = Path(pointer.read_text().strip())
-            ckpt = ckpt if ckpt.is_absolute() or ckpt.exists() else path / ckpt.name
-            if ckpt.is_file():
-                return ckpt
+        ckpt = latest_checkpoint(path)
+        if ckpt is not None:
+            return ckpt
         raise PublishError(f"{path} holds neither backbone.pth nor a last_checkpoint pointing at a file")
     if not path.is_file():
         raise PublishError(f"input checkpoint not found: {path}")
     return path
-
-
-def read_summary(work_dir: Path) -> dict[str, Any]:
-    """The last ``{"type": "summary"}`` record of a work dir's ``log.jsonl`` ({} if there is none)."""
-    log = work_dir / "log.jsonl"
-    summary: dict[str, Any] = {}
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                if rec.get("type") == "summary":
-                    summary = rec
-    return summary
 
 
 def split_checkpoint(ckpt: Any, source: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -112,10 +97,7 @@ def write_published(data: bytes, out: str | Path) -> Path:
     stem = out.name[:-4] if out.name.endswith(".pth") else out.name
     final = out.parent / f"{stem}-{hashlib.sha256(data).hexdigest()[:8]}.pth"
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(final.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, final)
-    return final
+    return atomic_write_bytes(final, data)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -161,9 +143,7 @@ def update_index(index: str | Path, entry: dict[str, Any]) -> None:
     models = [m for m in doc.get("Models", []) if m.get("Name") != entry["Name"]]
     doc["Models"] = models + [entry]
     index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index.with_name(index.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-    os.replace(tmp, index)
+    atomic_write_text(index, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -188,7 +168,7 @@ def publish(src: str | Path, out: str | Path, *, index: str | Path | None = None
         raise PublishError(f"cannot read {path}: {type(e).__name__}: {e}") from None
     sd, meta = split_checkpoint(ckpt, str(path))
     mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc).isoformat(timespec="seconds")
-    meta = build_meta({**meta, **(extra_meta or {})}, read_summary(path.parent), str(path), mtime)
+    meta = build_meta({**meta, **(extra_meta or {})}, read_summary(path.parent) or {}, str(path), mtime)
     stem = Path(out).name[:-4] if str(out).endswith(".pth") else Path(out).name
     name = name or stem
     meta["published_name"] = name

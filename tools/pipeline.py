@@ -30,7 +30,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="apply the config's `quick` overrides: all stages, fewest iterations (CI, smoke tests)")
     p.add_argument("--methods", help="comma list of method names to run (default: all in the config)")
-    p.add_argument("--tasks", help="comma list of tasks to run: det,ins,pose,seg (default: all in the config)")
+    p.add_argument("--tasks", help="comma list of transfer entries to run, by name (default: the task, e.g. "
+                   "det,ins,pose,seg) or by task (every entry of it); default: all in the config")
     p.add_argument("--seeds", help="comma list of pre-training seeds (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the stages, run nothing")
     p.add_argument("--verbose", action="store_true", help="stream every stage's output instead of a progress bar")
@@ -58,7 +59,7 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         return 2
     todo = [s for s in runner.stages if not runner.done(s)]
     print(f"pipeline {args.config}: {len(spec.methods)} methods x {len(spec.seeds)} seeds, tasks "
-          f"{','.join(t.task for t in spec.tasks) or 'none'}; {len(runner.stages)} stages, {len(todo)} to run; "
+          f"{','.join(t.name for t in spec.tasks) or 'none'}; {len(runner.stages)} stages, {len(todo)} to run; "
           f"report in {spec.report_dir}", file=sys.stderr)
     if args.dry_run:
         for s in runner.stages:

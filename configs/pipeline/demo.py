@@ -9,7 +9,8 @@
 #   Each backbone is published (published/<name>-<sha256[:8]>.pth + published/metafile.yml).
 #   Transfer: seed 0's backbones fine-tuned and tested on the tiny generated COCO / Cityscapes
 #   (tools/make_tiny_data.py, written to data/tiny if missing) with the paper's four recipes at ResNet-18
-#   size: Faster R-CNN FPN (det), Mask R-CNN (ins), SimpleBaseline (pose), PSPNet (seg).
+#   size: Faster R-CNN FPN (det), Mask R-CNN (ins), SimpleBaseline (pose), PSPNet (seg), and RetinaNet (a
+#   second det recipe, its own stages, folders and table row: entries are named apart from their task).
 #   Report: work_dirs/demo/report.md with the tables of the DaR paper's shape (Tables 4-7) and the plots.
 # Launch:  make demo    (= python tools/pipeline.py configs/pipeline/demo.py)
 #          python tools/pipeline.py configs/pipeline/demo.py --quick            # all stages, fewest iterations
@@ -44,6 +45,8 @@ methods = [
 tasks = [
     dict(task='det', config='configs/transfer/faster-rcnn_r18_fpn_tiny.py',
          cfg_options={'model.test_cfg.rcnn.score_thr': 0.0}),
+    dict(name='retinanet', task='det', config='configs/transfer/retinanet_r18_fpn_tiny.py',
+         cfg_options={'model.test_cfg.score_thr': 0.0}),
     dict(task='ins', config='configs/transfer/mask-rcnn_r18_fpn_tiny.py',
          cfg_options={'model.test_cfg.rcnn.score_thr': 0.0}),
     dict(task='pose', config='configs/transfer/td-hm_res18_tiny.py'),

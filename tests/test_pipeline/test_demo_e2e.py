@@ -85,16 +85,20 @@ def test_classification_rows_are_the_runs_own_summaries(demo):
     assert summaries["dar"]["relative_cost_samples"] < 0.8  # DaR trained fewer samples than uniform
 
 
-@pytest.mark.parametrize("task, table, key, column, scale", [
-    ("det", "det", "coco/bbox_mAP", "AP^bb", 100), ("ins", "det", "coco/segm_mAP", "AP^m", 100),
-    ("pose", "pose", "coco/AP", "AP^kp", 100), ("seg", "seg", "mIoU", "mIoU", 1)])
-def test_transfer_delta_is_dar_minus_uniform_from_the_metrics_files(demo, task, table, key, column, scale):
+# (pipeline entry = folder, its task, table, metric, column, scale, the table's Method label)
+@pytest.mark.parametrize("entry, task, table, key, column, scale, method_name", [
+    ("det", "det", "det", "coco/bbox_mAP", "AP^bb", 100, "FPN"),
+    ("retinanet", "det", "det", "coco/bbox_mAP", "AP^bb", 100, "RetinaNet"),  # a second det recipe, own rows
+    ("ins", "ins", "det", "coco/segm_mAP", "AP^m", 100, "Mask R-CNN"),
+    ("pose", "pose", "pose", "coco/AP", "AP^kp", 100, "SimpleBaseline"),
+    ("seg", "seg", "seg", "mIoU", "mIoU", 1, "PSPNet")])
+def test_transfer_delta_is_dar_minus_uniform_from_the_metrics_files(demo, entry, task, table, key, column, scale,
+                                                                   method_name):
     root = demo["root"]
-    metrics = {m: json.loads((root / "transfer" / task / f"{m}_s0" / "metrics.json").read_text())
+    metrics = {m: json.loads((root / "transfer" / entry / f"{m}_s0" / "metrics.json").read_text())
                for m in ("uniform", "dar")}
     assert all(rec["task"] == task for rec in metrics.values())
     uni, dar = (metrics[m]["metrics"][key] * scale for m in ("uniform", "dar"))
-    method_name = {"det": "FPN", "ins": "Mask R-CNN", "pose": "SimpleBaseline", "seg": "PSPNet"}[task]
     rows = [r for r in read_csv(root / "tables" / f"{table}.csv") if r["Method"] == method_name]
     by = {r["Pre-training"]: r for r in rows}
     assert float(by["uniform"][column]) == pytest.approx(uni, abs=1e-4)

@@ -13,10 +13,11 @@ from mmengine.config import DictAction
 
 from transfer.study.checks import validate
 from transfer.study.errors import PipelineError
+from transfer.study.launch import Launch
 from transfer.study.progress import Progress
 from transfer.study.runner import Runner
 from transfer.study.spec import load_spec
-from transfer.study.stages import Layout, Stage, options_argv, plan, write_marker
+from transfer.study.stages import Layout, Stage, finetune_command, options_argv, plan, write_marker
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "pipeline" / "demo.py"
@@ -36,7 +37,8 @@ def write_config(tmp_path: Path, body: str) -> Path:
 def test_demo_spec_quick_and_subsets():
     full = load_spec(DEMO)
     assert [m.name for m in full.methods] == ["uniform", "dar", "online", "random_drop"]
-    assert [t.task for t in full.tasks] == ["det", "ins", "pose", "seg"]
+    assert [t.name for t in full.tasks] == ["det", "retinanet", "ins", "pose", "seg"]
+    assert [t.task for t in full.tasks] == ["det", "det", "ins", "pose", "seg"]
     quick = load_spec(DEMO, quick=True)
     assert quick.report_dir == Path(str(full.report_dir) + "_quick")
     assert quick.seeds == (0,) and quick.transfer_methods == ("uniform", "dar")
@@ -58,6 +60,29 @@ def test_plan_orders_pretrain_and_publish_before_transfer():
     last_publish = max(i for i, k in enumerate(kinds) if k == "publish")
     assert all(k in ("finetune", "test") for k in kinds[last_publish + 1:])
     assert Stage("test", "dar", 0, "seg").id == "test/seg/dar_s0"
+
+
+def test_two_recipes_of_one_task_run_side_by_side(tmp_path):
+    spec = load_spec(DEMO, quick=True, report_dir=str(tmp_path / "r"))
+    ids = [s.id for s in plan(spec) if s.kind == "finetune"]
+    assert "finetune/det/uniform_s0" in ids and "finetune/retinanet/uniform_s0" in ids
+    layout = Layout(spec.report_dir)
+    assert layout.transfer("retinanet", "dar", 0) == spec.report_dir / "transfer" / "retinanet" / "dar_s0"
+    retina = Stage("finetune", "dar", 0, "retinanet")
+    cmd = finetune_command(spec, layout, retina, tmp_path / "b.pth")
+    assert cmd.tool_args[1] == "configs/transfer/retinanet_r18_fpn_tiny.py" and "model.test_cfg.score_thr=0.0" in cmd.tool_args
+    assert cmd.digest != finetune_command(spec, layout, Stage("finetune", "dar", 0, "det"), tmp_path / "b.pth").digest
+    assert spec.data_root("retinanet") == spec.data_root("det") == "data/tiny/coco"  # det reads coco
+    # a subset names entries; a task that names no entry selects all of that task's entries
+    assert [t.name for t in load_spec(DEMO, tasks="det").tasks] == ["det"]
+    assert [t.name for t in load_spec(DEMO, tasks="retinanet,seg").tasks] == ["retinanet", "seg"]
+    named = write_config(tmp_path, "tasks = [dict(name='frcnn', task='det', config='configs/transfer/faster-rcnn_r18_fpn_tiny.py'), "
+                                   "dict(name='retina', task='det', config='configs/transfer/retinanet_r18_fpn_tiny.py')]")
+    assert [t.name for t in load_spec(named, tasks="det").tasks] == ["frcnn", "retina"]
+    # GPUs per entry name, then per task, then the default
+    gpus = Launch.from_config(dict(launcher="pytorch", gpus=dict(default=8, det=2, retinanet=4)), {})
+    assert gpus.gpus_for("det", "det") == 2 and gpus.gpus_for("retinanet", "det") == 4
+    assert gpus.gpus_for("frcnn", "det") == 2 and gpus.gpus_for("seg", "seg") == 8
 
 
 def test_options_argv_parses_back_to_the_same_values():
@@ -84,6 +109,12 @@ def test_demo_validates_and_reports_archs(tmp_path):
     ("methods = [dict(name='a b', config='configs/pretrain/tiny_digits_dar.py')]", "not a plain folder name"),
     ("transfer_seeds = [7]", "transfer seed 7 is not among"),
     ("transfer_methods = ['dar', 'nope']", "transfer_methods names 'nope'"),
+    ("tasks = [dict(task='det', config='configs/transfer/faster-rcnn_r18_fpn_tiny.py'), "
+     "dict(task='det', config='configs/transfer/retinanet_r18_fpn_tiny.py')]", "task 'det' appears twice; give one"),
+    ("tasks = [dict(name='my det', task='det', config='configs/transfer/faster-rcnn_r18_fpn_tiny.py')]",
+     "task name 'my det' is not a plain folder name"),
+    ("tasks = [dict(task='det', config='configs/transfer/mask-rcnn_r18_fpn_tiny.py')]", "is a 'ins' config, not 'det'"),
+    ("tasks = [dict(name='x', config='configs/transfer/mask-rcnn_r18_fpn_tiny.py')]", "tasks.0. needs a 'task' key"),
 ])
 def test_bad_pipeline_configs_fail_with_one_line(tmp_path, body, message):
     with pytest.raises(PipelineError, match=message):
@@ -157,13 +188,11 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
                         "--report-dir", str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == ("error: unknown task 'depth' in the subset option; the config has: "
-                                                 "det, ins, pose, seg")
+                                                 "det, retinanet, ins, pose, seg")
     assert not (tmp_path / "r").exists()
 
 
 def test_launch_commands_for_torchrun_and_slurm():
-    from transfer.study.launch import Launch
-
     env = {"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1", "PORT": "29600"}
     tr = Launch.from_config(dict(launcher="pytorch", gpus=dict(default=8, seg=4)), env)
     cmd = tr.wrap(["tools/train.py", "cfg.py"], "seg", job="j")

@@ -51,7 +51,9 @@ def test_backbone_outputs_fit_the_configs_neck_and_heads(path):
     model = cfg.model
     if cfg.default_scope == "mmdet":
         assert channels == list(model.neck.in_channels)
-        assert strides == list(model.rpn_head.anchor_generator.strides[:len(outs)])
+        # the FPN levels from start_level on carry the anchors (RPN's for two-stage, RetinaHead's P3-P7)
+        head, start = model.get("rpn_head") or model.bbox_head, model.neck.get("start_level", 0)
+        assert strides[start:] == list(head.anchor_generator.strides[:len(outs) - start])
     elif cfg.default_scope == "mmseg":
         for head in (model.decode_head, model.auxiliary_head):
             assert channels[head.in_index] == head.in_channels

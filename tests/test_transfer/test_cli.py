@@ -121,5 +121,5 @@ def test_replace_data_root_moves_every_derived_path():
 
 def test_check_scope():
     assert check_scope({"default_scope": "mmpose"}, "c.py") == "mmpose"
-    with pytest.raises(ValueError, match="not one of mmdet, mmseg, mmpose"):
+    with pytest.raises(ValueError, match="not one of mmdet, mmpose, mmseg"):
         check_scope({}, "c.py")

@@ -1,25 +1,14 @@
-"""metrics.json: task names, metric cleaning, and the hook that rewrites the file after val/test."""
+"""metrics.json: metric cleaning, and the hook that rewrites the file after val/test."""
 from __future__ import annotations
 
 import json
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 
-from transfer.mm.metrics import METRICS_FILE, MetricsJsonHook, clean_metrics, git_revision, task_of
-
-
-@pytest.mark.parametrize("cfg, task", [
-    ({"default_scope": "mmseg"}, "seg"),
-    ({"default_scope": "mmpose"}, "pose"),
-    ({"default_scope": "mmdet", "val_evaluator": {"metric": "bbox"}}, "det"),
-    ({"default_scope": "mmdet", "test_evaluator": {"metric": ["bbox", "segm"]}}, "ins"),
-    ({"default_scope": "mmdet", "test_evaluator": [{"metric": "bbox"}, {"metric": "segm"}]}, "ins"),
-])
-def test_task_of(cfg, task):
-    assert task_of(cfg) == task
+from pretrain.workdir import METRICS_FILE
+from transfer.mm.metrics import MetricsJsonHook, clean_metrics
 
 
 def test_clean_metrics_keeps_numbers_as_plain_floats():
@@ -41,8 +30,3 @@ def test_hook_rewrites_metrics_json_after_val_and_test(tmp_path):
     hook.after_val_epoch(runner, {})  # nothing evaluated: the last result stays
     assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 2.0}
     assert [p.name for p in tmp_path.iterdir()] == [METRICS_FILE]  # no temp file left behind
-
-
-def test_git_revision_outside_a_checkout(tmp_path):
-    assert git_revision(tmp_path) == "unknown"
-    assert git_revision() != "unknown"

@@ -17,8 +17,11 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
+from pretrain.workdir import write_git_revision
+from transfer.tasks import task_of
+
 from .checkpoint import BackboneCheckpointError, describe_meta, read_backbone_checkpoint
-from .metrics import MetricsJsonHook, git_revision, task_of
+from .metrics import MetricsJsonHook
 from .preflight import (
     PreflightError,
     check_backbone,
@@ -115,7 +118,7 @@ def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backb
     runner = Runner.from_cfg(cfg)
     runner.register_hook(MetricsJsonHook(task_of(cfg), config_path, backbone, meta), priority="LOW")
     if is_main_process():
-        Path(runner.work_dir, "git_rev.txt").write_text(git_revision() + "\n")
+        write_git_revision(runner.work_dir)
     if meta:
         runner.logger.info(f"backbone {backbone}: {describe_meta(meta)}")
     if mode == "train":

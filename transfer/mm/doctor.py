@@ -1,4 +1,4 @@
-"""Environment check: versions, mmcv's compiled ops, CUDA, and the four reference models.
+"""Environment check: versions, mmcv's compiled ops, CUDA, and each task's reference model.
 
     python -m transfer.mm.doctor [--brief]
 
@@ -14,6 +14,8 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+
+from transfer.tasks import TASKS
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "mmengine", "mmcv", "mmdet", "mmseg", "mmpose",
             "pycocotools", "xtcocotools")
@@ -71,7 +73,7 @@ def version_of(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check the dar-transfer environment.")
-    parser.add_argument("--brief", action="store_true", help="skip building the four reference models")
+    parser.add_argument("--brief", action="store_true", help="skip building the reference models (one per task)")
     args = parser.parse_args(argv)
 
     checks: list[tuple[str, Callable[[], str]]] = [("python", platform.python_version)]
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     checks += [("transfer compat", lambda: ", ".join(importlib.import_module("transfer.mm.compat").APPLIED) or "none needed"),
                ("mmcv ops", check_mmcv_ops), ("cuda", check_cuda)]
     if not args.brief:
-        checks += [(f"task {task}", check_task(task)) for task in ("det", "ins", "pose", "seg")]
+        checks += [(f"task {task}", check_task(task)) for task in TASKS]
 
     failures = []
     for name, check in checks:

@@ -1,5 +1,5 @@
-"""What a transfer run leaves in its work dir besides mmengine's own files: ``metrics.json`` (the shared
-contract the results tables read) and ``git_rev.txt``.
+"""``metrics.json``, the record a transfer run leaves for the results tables (the contract, its reader and
+its atomic writer live in :mod:`pretrain.workdir`; the task names in :mod:`transfer.tasks`).
 
 ``metrics.json`` = ``{"task": "det"|"ins"|"pose"|"seg", "config": path, "backbone": path or null,
 "backbone_meta": dict or null, "metrics": {toolbox metric name: float}}``, rewritten atomically after every
@@ -7,10 +7,7 @@ validation and test, so it always holds the newest evaluation.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,26 +16,7 @@ import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
-METRICS_FILE = "metrics.json"
-
-
-def task_of(cfg: Mapping) -> str:
-    """det / ins / pose / seg from a config's scope and (for mmdet) whether masks are evaluated."""
-    scope = cfg.get("default_scope")
-    if scope == "mmseg":
-        return "seg"
-    if scope == "mmpose":
-        return "pose"
-    if scope == "mmdet":
-        evaluators = cfg.get("test_evaluator") or cfg.get("val_evaluator") or {}
-        evaluators = evaluators if isinstance(evaluators, list) else [evaluators]
-        metrics = [m for e in evaluators for m in _as_list(e.get("metric", []))]
-        return "ins" if "segm" in metrics else "det"
-    raise ValueError(f"not a transfer config scope: {scope!r}")
-
-
-def _as_list(x: Any) -> list:
-    return list(x) if isinstance(x, (list, tuple)) else [x]
+from pretrain.workdir import write_metrics
 
 
 def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -54,30 +32,11 @@ def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temp file beside ``path``, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
 def metrics_record(task: str, config: str, backbone: str | None, backbone_meta: Mapping | None,
                    metrics: Mapping[str, Any]) -> dict:
     return {"task": task, "config": str(config), "backbone": backbone,
             "backbone_meta": dict(backbone_meta) if backbone_meta else None,
             "metrics": clean_metrics(metrics)}
-
-
-def git_revision(repo: Path | None = None) -> str:
-    """The project's git commit (with ``-dirty`` for local changes), or ``unknown`` outside a checkout."""
-    repo = repo or Path(__file__).resolve().parents[2]
-    try:
-        rev = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=40"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev or "unknown"
 
 
 class MetricsJsonHook(Hook):
@@ -91,8 +50,8 @@ class MetricsJsonHook(Hook):
     def _write(self, runner, metrics: Mapping[str, Any] | None) -> None:
         if not metrics or not is_main_process():
             return
-        record = metrics_record(self.task, self.config, self.backbone, self.backbone_meta, metrics)
-        write_json_atomic(Path(runner.work_dir) / METRICS_FILE, record)
+        write_metrics(Path(runner.work_dir), metrics_record(self.task, self.config, self.backbone,
+                                                            self.backbone_meta, metrics))
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._write(runner, metrics)

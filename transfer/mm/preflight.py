@@ -8,10 +8,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from transfer.tasks import SCOPES
+
 from .backbones import VerifiedPretrainedMixin, pretrained_checkpoint
 from .checkpoint import BackboneCheckpointError
 
-TRANSFER_SCOPES = ("mmdet", "mmseg", "mmpose")
 # Backbone types whose Pretrained checkpoint mmengine would load unverified; --backbone swaps them.
 NATIVE_TO_VERIFIED = {"ResNet": "DarResNet"}
 VERIFIED_TYPES = ("DarResNet", "TimmFeatureBackbone")
@@ -23,8 +24,8 @@ class PreflightError(ValueError):
 
 def check_scope(cfg: Mapping, path: str) -> str:
     scope = cfg.get("default_scope")
-    if scope not in TRANSFER_SCOPES:
-        raise PreflightError(f"config scope {scope!r} in {path} is not one of {', '.join(TRANSFER_SCOPES)}")
+    if scope not in SCOPES:
+        raise PreflightError(f"config scope {scope!r} in {path} is not one of {', '.join(SCOPES)}")
     return scope
 
 

@@ -1,5 +1,6 @@
-"""The four upstream reference models our transfer configs follow, read from the installed toolboxes' own
-configs. Used by ``python -m transfer.mm.doctor`` and the stack tests to prove the stack builds and runs them.
+"""The upstream reference models our transfer configs follow (one per task, :mod:`transfer.tasks`), read
+from the installed toolboxes' own configs. Used by ``python -m transfer.mm.doctor`` and the stack tests to
+prove the stack builds and runs them.
 """
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-# task -> (scope, config path inside the installed toolbox, what it is)
+from transfer.tasks import TASKS
+
+# task -> (scope, config path inside the installed toolbox, what it is): each task's reference recipe
 REFERENCE_CONFIGS: dict[str, tuple[str, str, str]] = {
-    "det": ("mmdet", "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", "Faster R-CNN R50-FPN 1x COCO"),
-    "ins": ("mmdet", "mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py", "Mask R-CNN R50-FPN 1x COCO"),
-    "pose": ("mmpose", "body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py",
-             "SimpleBaseline ResNet-50 256x192 COCO keypoints"),
-    "seg": ("mmseg", "pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-769x769.py", "PSPNet R50-D8 769x769 Cityscapes"),
-}
+    t.name: (t.scope, t.reference.config, t.reference.description) for t in TASKS.values()}
 
 
 def toolbox_config_path(scope: str, path: str) -> Path:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from mmengine.config import Config
 
-from .spec import TASK_SCOPES, PipelineError, PipelineSpec
+from transfer.tasks import TASKS, task_of
+
+from .spec import PipelineError, PipelineSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Toolbox backbones that are ResNets of config key `depth` (timm's resnet<depth> has the same keys).
@@ -45,12 +48,15 @@ def check_shape(spec: PipelineSpec) -> None:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise PipelineError(f"method name {sorted(dup)[0]!r} appears twice")
-    tasks = [t.task for t in spec.tasks]
-    for t in tasks:
-        if t not in TASK_SCOPES:
-            raise PipelineError(f"unknown task {t!r}; expected one of {', '.join(TASK_SCOPES)}")
-    if len(set(tasks)) != len(tasks):
-        raise PipelineError(f"task {next(t for t in tasks if tasks.count(t) > 1)!r} appears twice")
+    for t in spec.tasks:
+        if t.task not in TASKS:
+            raise PipelineError(f"unknown task {t.task!r}; expected one of {', '.join(TASKS)}")
+        if not _NAME.match(t.name):
+            raise PipelineError(f"task name {t.name!r} is not a plain folder name (letters, digits, _ . -)")
+    entries = [t.name for t in spec.tasks]
+    if len(set(entries)) != len(entries):
+        twice = next(n for n in entries if entries.count(n) > 1)
+        raise PipelineError(f"task {twice!r} appears twice; give one of them its own name=")
     extra = [s for s in spec.transfer_seeds if s not in spec.seeds]
     if extra:
         raise PipelineError(f"transfer seed {extra[0]} is not among the pre-training seeds {list(spec.seeds)}")
@@ -65,15 +71,21 @@ def check_writable(folder: Path) -> None:
         problem = f"{probe_dir} is not a folder"
     elif not os.access(probe_dir, os.W_OK | os.X_OK):
         problem = f"no write permission in {probe_dir}"
+    else:  # os.access says yes to root everywhere, and /proc, /sys or a read-only mount refuse anyway
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=probe_dir))
+        except OSError as e:
+            problem = f"cannot create a folder in {probe_dir}: {e.strerror}"
     if problem:
         raise PipelineError(f"report folder {folder} is not writable ({problem})")
 
 
 def pretrain_arch(spec: PipelineSpec) -> dict[str, str]:
     """Check each method's pre-training config; return method name -> timm arch it trains."""
+    from pretrain.methods import METHODS, load_all
     from pretrain.models import ModelError, resolve_arch
-    from pretrain.plan import METHODS
 
+    load_all()  # the registry of selection methods
     archs = {}
     for m in spec.methods:
         cfg = load_config(m.config, f"method {m.name!r}", spec.pretrain_options(m, spec.seeds[0]))
@@ -103,20 +115,22 @@ def transfer_arch(cfg: Config) -> str | None:
 
 def check_tasks(spec: PipelineSpec, archs: dict[str, str]) -> None:
     for t in spec.tasks:
-        cfg = load_config(t.config, f"task {t.task!r}", {**spec.transfer_cfg_options, **t.cfg_options})
-        scope = cfg.get("default_scope")
-        if scope != TASK_SCOPES[t.task]:
-            raise PipelineError(f"task {t.task!r}: {t.config} has scope {scope!r}, expected {TASK_SCOPES[t.task]!r}")
+        cfg = load_config(t.config, f"task {t.name!r}", {**spec.transfer_cfg_options, **t.cfg_options})
+        scope, want_scope = cfg.get("default_scope"), TASKS[t.task].scope
+        if scope != want_scope:
+            raise PipelineError(f"task {t.name!r}: {t.config} has scope {scope!r}, expected {want_scope!r}")
+        if task_of(cfg) != t.task:  # what its metrics.json will say, hence the table it lands in
+            raise PipelineError(f"task {t.name!r}: {t.config} is a {task_of(cfg)!r} config, not {t.task!r}")
         want = transfer_arch(cfg)
         for name, arch in archs.items():
             if want is not None and want != arch:
-                raise PipelineError(f"task {t.task!r}: {t.config} takes a {want} backbone but method {name!r} "
+                raise PipelineError(f"task {t.name!r}: {t.config} takes a {want} backbone but method {name!r} "
                                     f"pre-trains {arch}")
-        root = spec.data_root(t.task) or cfg.get("data_root")
+        root = spec.data_root(t.name) or cfg.get("data_root")
         if root and not Path(root).exists() and not generated(spec, root):
             how = (f" (data_roots.{t.data}: set it with --cfg-options data_roots.{t.data}=PATH)" if t.data
                    else f" (the data_root of {t.config})")
-            raise PipelineError(f"task {t.task!r}: missing stage input: data root {root} does not exist{how}")
+            raise PipelineError(f"task {t.name!r}: missing stage input: data root {root} does not exist{how}")
 
 
 def generated(spec: PipelineSpec, root: str) -> bool:

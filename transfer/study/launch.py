@@ -4,7 +4,8 @@ The pipeline config's ``launch`` dict (all keys optional)::
 
     launch = dict(
         launcher='pytorch',                # 'none' (default) | 'pytorch' (torchrun) | 'slurm' (srun)
-        gpus=dict(default=8, seg=4),       # processes per stage: by stage kind/task, else 'default'
+        gpus=dict(default=8, seg=4),       # processes per stage: by 'pretrain' or a transfer entry's name,
+                                           # then the entry's task, else 'default'
         # torchrun across nodes: run the SAME pipeline command on every node with NNODES, NODE_RANK,
         # MASTER_ADDR (and PORT) set, as for tools/dist_train.sh; node 0 publishes, marks and reports.
         # slurm: srun spans nodes by itself (gpus > gpus_per_node)
@@ -65,18 +66,20 @@ class Launch:
     def is_main_node(self) -> bool:
         return self.node_rank == 0
 
-    def gpus_for(self, key: str) -> int:
-        return self.gpus.get(key, self.gpus.get("default", 1))
+    def gpus_for(self, key: str, fallback: str | None = None) -> int:
+        """Processes for stage ``key`` ('pretrain' or an entry's name), else for ``fallback`` (its task)."""
+        default = self.gpus.get("default", 1)
+        return self.gpus.get(key, self.gpus.get(fallback, default) if fallback else default)
 
-    def identity(self, key: str) -> list[str]:
+    def identity(self, key: str, fallback: str | None = None) -> list[str]:
         """What of the launch changes the result: enters the stage digest."""
-        return [] if self.launcher == "none" else [f"launcher={self.launcher}", f"gpus={self.gpus_for(key)}"]
+        return [] if self.launcher == "none" else [f"launcher={self.launcher}", f"gpus={self.gpus_for(key, fallback)}"]
 
-    def wrap(self, tool_args: list[str], key: str, job: str) -> list[str]:
-        """The full command for ``tool_args`` (``[tools/<tool>.py, args...]``) of stage kind/task ``key``."""
+    def wrap(self, tool_args: list[str], key: str, job: str, fallback: str | None = None) -> list[str]:
+        """The full command for ``tool_args`` (``[tools/<tool>.py, args...]``) of stage ``key``."""
         if self.launcher == "none":
             return [sys.executable, *tool_args]
-        g = self.gpus_for(key)
+        g = self.gpus_for(key, fallback)
         if self.launcher == "pytorch":
             return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={self.nnodes}",
                     f"--node_rank={self.node_rank}", f"--master_addr={self.master_addr}", f"--nproc_per_node={g}",

@@ -14,15 +14,11 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pretrain.workdir import atomic_path  # noqa: E402
+from transfer.tasks import TASKS  # noqa: E402
+
 from .results import GroupKey, PretrainRun, TransferRun, mean_std  # noqa: E402
 
-# Main metric per task for the accuracy-vs-cost panels: (metric key, label, scale to percent).
-MAIN_METRICS = {
-    "det": [("bbox_mAP", "box AP", 100)],
-    "ins": [("bbox_mAP", "box AP", 100), ("segm_mAP", "mask AP", 100)],
-    "pose": [("AP", "keypoint AP", 100)],
-    "seg": [("mIoU", "mIoU", 1)],
-}
 MAX_LOSS_PANELS = 6
 
 
@@ -80,12 +76,12 @@ def accuracy_vs_cost(pre: list[PretrainRun], tra: list[TransferRun], path: Path)
     panels: list[tuple[str, dict[GroupKey, tuple[float, float | None]]]] = []
     if pre:
         panels.append(("classification top-1 (%)", _points(pre, lambda r: r.value("top1"))))
-    for task in ("det", "ins", "pose", "seg"):
-        for cfg in sorted({r.config_name for r in tra if r.task == task}):
-            sub = [r for r in tra if r.task == task and r.config_name == cfg]
-            for key, label, scale in MAIN_METRICS[task]:
-                panels.append((f"{task}: {label} ({cfg})",
-                               _points(sub, lambda r, k=key, s=scale: None if r.value(k) is None else r.value(k) * s)))
+    for task in TASKS.values():
+        for cfg in sorted({r.config_name for r in tra if r.task == task.name}):
+            sub = [r for r in tra if r.task == task.name and r.config_name == cfg]
+            for m in task.panels:
+                panels.append((f"{task.name}: {m.header} ({cfg})",
+                               _points(sub, lambda r, k=m.key, s=m.scale: None if r.value(k) is None else r.value(k) * s)))
     panels = [p for p in panels if p[1]]
     if not panels:
         return None
@@ -150,8 +146,11 @@ def _loss_bins(losses: np.ndarray, n: int = 30) -> np.ndarray:
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

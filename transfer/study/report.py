@@ -6,6 +6,9 @@ from pathlib import Path
 
 import yaml
 
+from pretrain.workdir import atomic_write_text
+from transfer.tasks import TABLES
+
 from .plots import draw_all
 from .progress import fmt_s
 from .results import collect, discover, to_markdown, write_tables
@@ -13,9 +16,7 @@ from .spec import PipelineSpec
 from .stages import Layout, Stage, read_marker
 
 SECTIONS = (("cls", "Pre-training: classification on the pre-training data"),
-            ("det", "Transfer: detection and instance segmentation"),
-            ("pose", "Transfer: human pose estimation"),
-            ("seg", "Transfer: semantic segmentation"))
+            *((t.name, t.section) for t in TABLES.values()))
 
 
 def write_report(spec: PipelineSpec, stages: list[Stage], work_dirs: list[Path], command: str,
@@ -52,7 +53,7 @@ def write_report(spec: PipelineSpec, stages: list[Stage], work_dirs: list[Path],
         lines += [_img(plots[k], layout.root, k) + "\n" for k in dar]
     lines += _files(layout) + _timings(layout, stages)
     report = layout.root / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    atomic_write_text(report, "\n".join(lines) + "\n")
     return report, tables_md
 
 
@@ -62,7 +63,7 @@ def _img(path: Path, root: Path, alt: str) -> str:
 
 def _files(layout: Layout) -> list[str]:
     lines = ["## Files", "", "- tables: `tables/<table>.md` and `.csv`; plots: `plots/*.png`",
-             "- work dirs: `pretrain/<method>_s<seed>/`, `transfer/<task>/<method>_s<seed>/`; stage logs: `logs/`"]
+             "- work dirs: `pretrain/<method>_s<seed>/`, `transfer/<entry>/<method>_s<seed>/`; stage logs: `logs/`"]
     if layout.index.is_file():
         models = (yaml.safe_load(layout.index.read_text()) or {}).get("Models", [])
         lines.append(f"- published models (index `{layout.index.relative_to(layout.root)}`): "

@@ -10,36 +10,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TASKS = ("det", "ins", "pose", "seg")
-# Paper column name per task when a table holds one config per task.
-TASK_METHOD = {"det": "FPN", "ins": "Mask R-CNN", "pose": "SimpleBaseline", "seg": "PSPNet"}
+from pretrain.workdir import atomic_write_text, read_log, read_metrics
+from transfer.tasks import TABLES, TASKS, Column, recipe_label, table_columns, table_tasks
 
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    key: str  # metric name in metrics.json (without the "coco/" prefix) or a summary field
-    scale: float = 1.0  # COCO metrics are fractions; the papers print percent
-
-
-_BOX = [Column(f"AP^bb{s}", f"bbox_mAP{k}", 100) for s, k in
-        (("", ""), ("_50", "_50"), ("_75", "_75"), ("_S", "_s"), ("_M", "_m"), ("_L", "_l"))]
-_MASK = [Column(c.header.replace("^bb", "^m"), c.key.replace("bbox", "segm"), 100) for c in _BOX]
-_POSE = [Column(f"{m}^kp{s}", f"{m}{k}", 100) for m in ("AP", "AR") for s, k in
-         (("", ""), ("_50", " .5"), ("_75", " .75"), ("_M", " (M)"), ("_L", " (L)"))]
-# Table family -> (tasks it holds, metric columns).
-TRANSFER_TABLES: dict[str, tuple[tuple[str, ...], list[Column]]] = {
-    "det": (("det", "ins"), _BOX + _MASK),
-    "pose": (("pose",), _POSE),
-    "seg": (("seg",), [Column("mIoU", "mIoU")]),
-}
 CLS_COLUMNS = [Column("top-1 err", "top1_err"), Column("top-5 err", "top5_err")]
 
 
@@ -106,29 +85,20 @@ class TransferRun:
         return None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def load_pretrain_run(work_dir: str | Path) -> PretrainRun | None:
     """A finished pre-training work dir (``log.jsonl`` with a summary record), else None."""
-    work_dir = Path(work_dir)
-    log = work_dir / "log.jsonl"
-    if not log.is_file():
-        return None
-    recs = read_jsonl(log)
+    recs = read_log(work_dir) or []
     summaries = [r for r in recs if r.get("type") == "summary"]
     if not summaries:
         return None
-    return PretrainRun(work_dir, summaries[-1], [r for r in recs if r.get("type") == "epoch"])
+    return PretrainRun(Path(work_dir), summaries[-1], [r for r in recs if r.get("type") == "epoch"])
 
 
 def load_transfer_run(work_dir: str | Path) -> TransferRun | None:
     """A tested transfer work dir (``metrics.json``), else None."""
-    path = Path(work_dir) / "metrics.json"
-    if not path.is_file():
+    d = read_metrics(work_dir)
+    if d is None:
         return None
-    d = json.loads(path.read_text())
     return TransferRun(Path(work_dir), d["task"], d.get("config") or "", d.get("metrics") or {},
                        d.get("backbone_meta") or {})
 
@@ -249,38 +219,47 @@ def classification_table(runs: list[PretrainRun]) -> Table:
                  "Δ = method − uniform of the same backbone (negative error is better).")
 
 
-def transfer_table(family: str, runs: list[TransferRun]) -> Table | None:
-    """DaR paper Tables 5 (det/ins), 6 (pose) and 7 (seg) shape; None when no run is of that family."""
-    tasks, columns = TRANSFER_TABLES[family]
+def method_labels(configs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The "Method" label of each (task, config name) in one table: the recipe's name (``FPN``,
+    ``RetinaNet``, ...), the task's reference recipe for a config of unknown name that is alone in its
+    task, else the config name -- and the config name wherever two configs would share a label."""
+    per_task: dict[str, int] = {}
+    for task, _ in configs:
+        per_task[task] = per_task.get(task, 0) + 1
+    labels = {(task, cfg): recipe_label(task, cfg) or (TASKS[task].reference.label if per_task[task] == 1 else cfg)
+              for task, cfg in configs}
+    values = list(labels.values())
+    return {k: (k[1] if values.count(v) > 1 else v) for k, v in labels.items()}
+
+
+def transfer_table(name: str, runs: list[TransferRun]) -> Table | None:
+    """DaR paper Tables 5 (det/ins), 6 (pose) and 7 (seg) shape; None when no run goes to that table."""
+    tasks, columns = table_tasks(name), list(table_columns(name))
     runs = [r for r in runs if r.task in tasks]
     if not runs:
         return None
-    per_task_configs: dict[str, set[str]] = {}
-    for r in runs:
-        per_task_configs.setdefault(r.task, set()).add(r.config_name)
+    configs = {(r.task, r.config_name) for r in runs}
+    labels = method_labels(configs)
     rows: list[Row] = []
     # Order by (task, config) so FPN rows come before Mask R-CNN rows, as in Table 5.
-    for task, cfg in sorted({(r.task, r.config_name) for r in runs}, key=lambda t: (tasks.index(t[0]), t[1])):
-        name = TASK_METHOD[task] if len(per_task_configs[task]) == 1 else cfg
+    for task, cfg in sorted(configs, key=lambda t: (tasks.index(t[0]), t[1])):
         sub = [r for r in runs if (r.task, r.config_name) == (task, cfg)]
-        rows += _rows_for(_group(sub), columns,
-                          lambda k, n=name: {"Method": n, "Pre-training": k.method, "Backbone": k.arch})
+        rows += _rows_for(_group(sub), columns, lambda k, n=labels[task, cfg]: {"Method": n, "Pre-training": k.method,
+                                                                               "Backbone": k.arch})
     columns = [c for c in columns if any(row.values.get(c.header) is not None for row in rows)]
-    titles = {"det": "COCO-style detection and instance segmentation (%)", "pose": "COCO-style keypoints (%)",
-              "seg": "Cityscapes-style scene parsing (%)"}
-    return Table(titles[family], ["Method", "Pre-training", "Backbone"], columns, rows,
+    return Table(TABLES[name].title, ["Method", "Pre-training", "Backbone"], columns, rows,
                  "Δ = method − uniform of the same backbone and downstream config (positive is better).")
 
 
 def collect(pre: list[PretrainRun], tra: list[TransferRun]) -> dict[str, Table]:
-    """All tables that have data, keyed 'cls', 'det', 'pose', 'seg'."""
+    """All tables that have data, keyed 'cls' and the transfer tables' names (det, pose, seg)."""
     tables: dict[str, Table] = {}
     if pre:
         tables["cls"] = classification_table(pre)
-    for fam in TRANSFER_TABLES:
-        t = transfer_table(fam, tra)
+    for name in TABLES:
+        t = transfer_table(name, tra)
         if t is not None:
-            tables[fam] = t
+            tables[name] = t
     return tables
 
 
@@ -346,8 +325,6 @@ def write_tables(tables: dict[str, Table], out_dir: str | Path) -> dict[str, Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, t in tables.items():
-        (out_dir / f"{name}.csv").write_text(to_csv(t))
-        md = out_dir / f"{name}.md"
-        md.write_text(to_markdown(t))
-        written[name] = md
+        atomic_write_text(out_dir / f"{name}.csv", to_csv(t))
+        written[name] = atomic_write_text(out_dir / f"{name}.md", to_markdown(t))
     return written

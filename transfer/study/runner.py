@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.publish import PublishError, publish
+from pretrain.workdir import METRICS_FILE, atomic_write_json, latest_checkpoint
 
 from .progress import Progress, fmt_s
 from .results import load_pretrain_run
@@ -24,7 +25,6 @@ from .stages import (
     Stage,
     digest,
     finetune_command,
-    last_checkpoint,
     plan,
     pretrain_command,
     read_marker,
@@ -46,7 +46,7 @@ class StageFailed(RuntimeError):
 
 def label(stage: Stage) -> str:
     run = f"{stage.method} seed {stage.seed}"
-    return f"{stage.kind} {run}" if stage.task is None else f"{stage.kind} {stage.task} <- {run}"
+    return f"{stage.kind} {run}" if stage.entry is None else f"{stage.kind} {stage.entry} <- {run}"
 
 
 class Runner:
@@ -61,7 +61,7 @@ class Runner:
         need = NEEDS.get(stage.kind)
         if need is None:
             return None
-        return Stage(need, stage.method, stage.seed, stage.task if need == "finetune" else None)
+        return Stage(need, stage.method, stage.seed, stage.entry if need == "finetune" else None)
 
     def expected_digest(self, stage: Stage) -> str | None:
         """Digest this stage's marker must carry, or None when a dependency is not done yet."""
@@ -144,12 +144,12 @@ class Runner:
         """The test stage to run in the fine-tuning's own process (single-process launches only)."""
         if stage.kind != "finetune" or self.spec.launch.launcher != "none" or not self.spec.launch.is_main_node:
             return None
-        test = Stage("test", stage.method, stage.seed, stage.task)
+        test = Stage("test", stage.method, stage.seed, stage.entry)
         return None if self.done(test) else test
 
     def run_pair(self, ft: Stage, test: Stage, progress: Progress) -> None:
         """Fine-tune and test in one worker process (see :mod:`.worker`); mark each stage as it finishes."""
-        work = self.layout.transfer(ft.task, ft.method, ft.seed)
+        work = self.layout.transfer(ft.entry, ft.method, ft.seed)
         published = Path(read_marker(self.layout.marker(self.dependency(ft)))["outputs"]["published"])
         ft_cmd = finetune_command(self.spec, self.layout, ft, published)
         t_args = test_command(self.spec, self.layout, test, Path("CHECKPOINT")).tool_args
@@ -157,8 +157,8 @@ class Runner:
         done.unlink(missing_ok=True)
         job = self.layout.root / "logs" / f"{ft.id.replace('/', '__')}.job.json"
         job.parent.mkdir(parents=True, exist_ok=True)
-        job.write_text(json.dumps({"train": ft_cmd.full[2:], "work_dir": str(work), "train_done": str(done),
-                                   "test_config": t_args[1], "test_args": t_args[3:]}))
+        atomic_write_json(job, {"train": ft_cmd.full[2:], "work_dir": str(work), "train_done": str(done),
+                                "test_config": t_args[1], "test_args": t_args[3:]}, indent=None, newline=False)
         cpu0, state = _cpu_seconds(), {"started": 0.0}
 
         def on_line(line: str) -> None:
@@ -175,7 +175,7 @@ class Runner:
             raise StageFailed(ft, f"{label(ft)} failed (exit {rc})", log)
         if rc != 0:
             raise StageFailed(test, f"{label(test)} failed (exit {rc})", log)
-        metrics = work / "metrics.json"
+        metrics = work / METRICS_FILE
         if not metrics.is_file() or metrics.stat().st_mtime < state["started"] - 1:
             raise StageFailed(test, f"{label(test)} exited 0 but did not write {metrics}", log)
         self.mark(test, {"metrics": str(metrics)}, progress, _cpu_seconds() - cpu0)
@@ -231,26 +231,26 @@ class Runner:
             except PublishError as e:
                 raise StageFailed(stage, f"{label(stage)} failed: {e}") from None
             return {"published": str(path)}
-        work = self.layout.transfer(stage.task, stage.method, stage.seed)
+        work = self.layout.transfer(stage.entry, stage.method, stage.seed)
         if stage.kind == "finetune":
             self._run(stage, finetune_command(self.spec, self.layout, stage, Path(outs["published"])).full, log, progress)
-            ckpt = last_checkpoint(work)
+            ckpt = latest_checkpoint(work)
             if ckpt is None:
                 raise StageFailed(stage, f"{label(stage)} exited 0 but {work} has no last_checkpoint", log)
             return {"checkpoint": str(ckpt)}
         started = time.time()
         self._run(stage, test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).full, log, progress)
-        metrics = work / "metrics.json"
+        metrics = work / METRICS_FILE
         # validation during fine-tuning may have written one already: the test must have rewritten it
         if not metrics.is_file() or metrics.stat().st_mtime < started - 1:
             raise StageFailed(stage, f"{label(stage)} exited 0 but did not write {metrics}", log)
-        return {"metrics": str(work / "metrics.json")}
+        return {"metrics": str(metrics)}
 
     # ---- what the report reads ----
     def work_dirs(self) -> list[Path]:
         """The planned runs' work dirs that exist (a subset run reports only its own runs)."""
         dirs = [self.layout.pretrain(s.method, s.seed) for s in self.stages if s.kind == "pretrain"]
-        dirs += [self.layout.transfer(s.task, s.method, s.seed) for s in self.stages if s.kind == "test"]
+        dirs += [self.layout.transfer(s.entry, s.method, s.seed) for s in self.stages if s.kind == "test"]
         return [d for d in dirs if d.exists()]
 
 

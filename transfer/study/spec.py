@@ -3,7 +3,10 @@
 A pipeline config is an mmengine python config (see ``configs/pipeline/demo.py``) with
 
 - ``report_dir``; ``methods``: ``dict(name, config, cfg_options={})`` per pre-training config;
-  ``tasks``: ``dict(task, config, cfg_options={}, data=None)`` per transfer config (task det|ins|pose|seg);
+  ``tasks``: ``dict(name=task, task, config, cfg_options={}, data=None)`` per transfer config (task: a key of
+  :data:`transfer.tasks.TASKS`; ``name``, by default the task, names its stages, folders and table rows, so
+  that two recipes of one task, e.g. ``dict(name='retinanet', task='det', ...)`` beside ``dict(task='det',
+  ...)``, run side by side);
 - ``seeds`` (pre-training), ``transfer_seeds`` and ``transfer_methods`` (which runs are fine-tuned);
 - ``arch`` (backbone of every method), ``pretrain_cfg_options`` / ``transfer_cfg_options`` (all runs);
 - ``data_roots`` (name -> folder; paths are options: ``--cfg-options data_roots.coco=/datasets/coco``),
@@ -21,10 +24,10 @@ from typing import Any
 
 from mmengine.config import Config
 
+from transfer.tasks import TASKS
+
 from .errors import PipelineError
 from .launch import Launch
-
-TASK_SCOPES = {"det": "mmdet", "ins": "mmdet", "pose": "mmpose", "seg": "mmseg"}
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,9 @@ class MethodSpec:
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    task: str  # det | ins | pose | seg
+class TransferSpec:
+    name: str  # folder, stage and table-row name of this entry (default: the task)
+    task: str  # a key of transfer.tasks.TASKS
     config: str  # transfer config
     cfg_options: dict[str, Any] = field(default_factory=dict)
     data: str | None = None  # key of data_roots passed as --data-root
@@ -47,7 +51,7 @@ class PipelineSpec:
     """The resolved pipeline config (after --quick, subset options and overrides)."""
     report_dir: Path
     methods: tuple[MethodSpec, ...]
-    tasks: tuple[TaskSpec, ...]
+    tasks: tuple[TransferSpec, ...]
     seeds: tuple[int, ...]  # pre-training seeds
     transfer_seeds: tuple[int, ...]  # which pre-training seeds are fine-tuned (a subset of seeds)
     transfer_methods: tuple[str, ...] = ()  # which methods are fine-tuned (empty: all)
@@ -63,8 +67,8 @@ class PipelineSpec:
     def method(self, name: str) -> MethodSpec:
         return next(m for m in self.methods if m.name == name)
 
-    def task(self, name: str) -> TaskSpec:
-        return next(t for t in self.tasks if t.task == name)
+    def entry(self, name: str) -> TransferSpec:
+        return next(t for t in self.tasks if t.name == name)
 
     def pretrain_options(self, method: MethodSpec, seed: int) -> dict[str, Any]:
         """All ``--cfg-options`` of one pre-training run."""
@@ -75,8 +79,8 @@ class PipelineSpec:
             opts["data.root"] = self.data_roots[self.pretrain_data]
         return opts
 
-    def data_root(self, task: str) -> str | None:
-        name = self.task(task).data
+    def data_root(self, entry: str) -> str | None:
+        name = self.entry(entry).data
         return None if name is None else self.data_roots[name]
 
 
@@ -111,12 +115,12 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
     """Read a pipeline config; apply ``quick``, ``cfg_options``, then the subsets (comma lists)."""
     d = read_config(path, quick, cfg_options)
     data_roots = {k: str(v) for k, v in (d.get("data_roots") or {}).items()}
-    m_specs = [MethodSpec(m["name"], m["config"], m.get("cfg_options", {})) for m in d["methods"]]
-    t_specs = [TaskSpec(t["task"], t["config"], t.get("cfg_options", {}), _task_data(t, data_roots))
-               for t in d["tasks"]]
+    m_specs = [MethodSpec(m["name"], m["config"], m.get("cfg_options", {})) for m in _entries(d, "methods", "name")]
+    t_specs = [TransferSpec(str(t.get("name", t["task"])), t["task"], t["config"], t.get("cfg_options", {}),
+                            _task_data(t, data_roots)) for t in _entries(d, "tasks", "task")]
     for t in t_specs:
         if t.data is not None and t.data not in data_roots:
-            raise PipelineError(f"task {t.task!r}: data {t.data!r} is not a key of data_roots {sorted(data_roots)}")
+            raise PipelineError(f"task {t.name!r}: data {t.data!r} is not a key of data_roots {sorted(data_roots)}")
     if d.get("pretrain_data") is not None and d["pretrain_data"] not in data_roots:
         raise PipelineError(f"pretrain_data {d['pretrain_data']!r} is not a key of data_roots {sorted(data_roots)}")
     all_names = [m.name for m in m_specs]
@@ -125,7 +129,7 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
     if unknown:
         raise PipelineError(f"transfer_methods names {unknown[0]!r}, which is not among the methods")
     m_specs = _subset(m_specs, _csv(methods), "method", lambda m: m.name)
-    t_specs = _subset(t_specs, _csv(tasks), "task", lambda t: t.task)
+    t_specs = _subset(t_specs, _csv(tasks), "task", lambda t: t.name, lambda t: t.task)
     names = [m.name for m in m_specs]
     # a method subset on the command line is fine-tuned as asked, whatever transfer_methods says
     tmethods = names if methods is not None else [n for n in (tmethods or names) if n in names]
@@ -140,22 +144,33 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
                         d.get("pretrain_data"), d.get("tiny_data"), Launch.from_config(d.get("launch")))
 
 
-# The dataset each task reads by default, when data_roots names it.
-DEFAULT_TASK_DATA = {"det": "coco", "ins": "coco", "pose": "coco", "seg": "cityscapes"}
+def _entries(d: dict[str, Any], key: str, required: str) -> list[dict[str, Any]]:
+    """The config's list ``key``, each a dict with ``required`` and ``config``."""
+    entries = d[key]
+    for i, e in enumerate(entries if isinstance(entries, (list, tuple)) else [entries]):
+        missing = [k for k in (required, "config") if not isinstance(e, dict) or k not in e]
+        if missing:
+            raise PipelineError(f"{key}[{i}] needs a '{missing[0]}' key (dict({required}=..., config=...))")
+    return list(entries)
 
 
 def _task_data(t: dict[str, Any], data_roots: dict[str, str]) -> str | None:
+    """The data_roots key a transfer entry reads: its own ``data``, else its task's dataset if named."""
     if "data" in t:
         return t["data"]
-    name = DEFAULT_TASK_DATA.get(t["task"])
-    return name if name in data_roots else None
+    task = TASKS.get(t["task"])
+    return task.data if task is not None and task.data in data_roots else None
 
 
-def _subset(items: list, wanted: list[str] | None, what: str, name) -> list:
+def _subset(items: list, wanted: list[str] | None, what: str, name, group=None) -> list:
+    """The items named in ``wanted``; a wanted value that names no item selects the items of that
+    ``group`` (transfer entries by task: ``--tasks det`` runs every det entry when none is named det)."""
     if wanted is None:
         return items
     known = [name(i) for i in items]
-    unknown = [w for w in wanted if w not in known]
+    groups = [] if group is None else [group(i) for i in items]
+    unknown = [w for w in wanted if w not in known and w not in groups]
     if unknown:
         raise PipelineError(f"unknown {what} {unknown[0]!r} in the subset option; the config has: {', '.join(known)}")
-    return [i for i in items if name(i) in wanted]
+    return [i for i in items if name(i) in wanted or (group is not None and group(i) in wanted
+                                                         and group(i) not in known)]

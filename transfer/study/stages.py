@@ -10,27 +10,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pretrain.workdir import atomic_write_json, latest_checkpoint
+
 from .launch import Launch
 from .spec import PipelineError, PipelineSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
 
+
 @dataclass(frozen=True)
 class Stage:
     kind: str  # pretrain | publish | finetune | test
     method: str
     seed: int
-    task: str | None = None
+    entry: str | None = None  # the transfer entry's name (finetune, test)
 
     @property
     def id(self) -> str:
         run = f"{self.method}_s{self.seed}"
-        return f"{self.kind}/{run}" if self.task is None else f"{self.kind}/{self.task}/{run}"
+        return f"{self.kind}/{run}" if self.entry is None else f"{self.kind}/{self.entry}/{run}"
 
 
 def plan(spec: PipelineSpec) -> list[Stage]:
-    """All stages in run order: per method and seed pre-train then publish; then each task's fine-tune+test."""
+    """All stages in run order: per method and seed pre-train then publish; then each transfer entry's
+    fine-tune + test."""
     stages: list[Stage] = []
     for m in spec.methods:
         for s in spec.seeds:
@@ -40,7 +44,7 @@ def plan(spec: PipelineSpec) -> list[Stage]:
             if spec.transfer_methods and m.name not in spec.transfer_methods:
                 continue
             for s in spec.transfer_seeds:
-                stages += [Stage("finetune", m.name, s, t.task), Stage("test", m.name, s, t.task)]
+                stages += [Stage("finetune", m.name, s, t.name), Stage("test", m.name, s, t.name)]
     return stages
 
 
@@ -60,8 +64,8 @@ class Layout:
     def index(self) -> Path:
         return self.root / "published" / "metafile.yml"
 
-    def transfer(self, task: str, method: str, seed: int) -> Path:
-        return self.root / "transfer" / task / f"{method}_s{seed}"
+    def transfer(self, entry: str, method: str, seed: int) -> Path:
+        return self.root / "transfer" / entry / f"{method}_s{seed}"
 
     def marker(self, stage: Stage) -> Path:
         return self.root / "stages" / f"{stage.id.replace('/', '__')}.json"
@@ -95,9 +99,7 @@ def digest(parts: list[str]) -> str:
 def write_marker(path: Path, record: dict[str, Any]) -> None:
     """Atomically: a marker is either absent or complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, record, indent=1, newline=False)
 
 
 def read_marker(path: Path) -> dict[str, Any] | None:
@@ -149,16 +151,6 @@ def tail(path: Path, n: int = 20) -> str:
     return "\n".join([ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-n:])
 
 
-def last_checkpoint(work_dir: Path) -> Path | None:
-    """The checkpoint a work dir's ``last_checkpoint`` file names (pretrain and mmengine both write one)."""
-    pointer = work_dir / "last_checkpoint"
-    if not pointer.is_file():
-        return None
-    path = Path(pointer.read_text().strip())
-    path = path if path.is_absolute() or path.exists() else work_dir / path.name
-    return path if path.is_file() else None
-
-
 @dataclass(frozen=True)
 class Command:
     """A subprocess stage: ``tools/<tool>.py`` and its arguments, launched per the pipeline's ``launch``.
@@ -167,18 +159,20 @@ class Command:
     the interpreter or the repository's location.
     """
     tool_args: list[str]
-    key: str  # "pretrain" or the task: selects the GPU count
+    key: str  # "pretrain" or the transfer entry's name: selects the GPU count ...
     launch: Launch
     resume: bool = False
+    fallback: str | None = None  # ... else this key (the entry's task)
 
     @property
     def full(self) -> list[str]:
         args = self.tool_args + (["--resume"] if self.resume else [])
-        return self.launch.wrap(args, self.key, job=f"dar-{self.key}")
+        return self.launch.wrap(args, self.key, job=f"dar-{self.key}", fallback=self.fallback)
 
     @property
     def digest(self) -> str:
-        return digest([Path(self.tool_args[0]).name, *self.tool_args[1:], *self.launch.identity(self.key)])
+        return digest([Path(self.tool_args[0]).name, *self.tool_args[1:],
+                       *self.launch.identity(self.key, self.fallback)])
 
 
 def tool(name: str) -> str:
@@ -189,27 +183,27 @@ def pretrain_command(spec: PipelineSpec, layout: Layout, stage: Stage) -> Comman
     m = spec.method(stage.method)
     work = layout.pretrain(stage.method, stage.seed)
     args = [tool("train.py"), m.config, "--work-dir", str(work), *options_argv(spec.pretrain_options(m, stage.seed))]
-    return Command(args, "pretrain", spec.launch, resume=last_checkpoint(work) is not None)
+    return Command(args, "pretrain", spec.launch, resume=latest_checkpoint(work) is not None)
 
 
-def _transfer_opts(spec: PipelineSpec, task: str) -> list[str]:
-    return [*data_root_argv(spec, task), *options_argv({**spec.transfer_cfg_options, **spec.task(task).cfg_options})]
+def _transfer_opts(spec: PipelineSpec, entry: str) -> list[str]:
+    return [*data_root_argv(spec, entry),
+            *options_argv({**spec.transfer_cfg_options, **spec.entry(entry).cfg_options})]
 
 
 def finetune_command(spec: PipelineSpec, layout: Layout, stage: Stage, backbone: Path) -> Command:
-    work = layout.transfer(stage.task, stage.method, stage.seed)
-    args = [tool("train.py"), spec.task(stage.task).config, "--work-dir", str(work), "--backbone", str(backbone),
-            *_transfer_opts(spec, stage.task)]
-    return Command(args, stage.task, spec.launch, resume=last_checkpoint(work) is not None)
+    work, entry = layout.transfer(stage.entry, stage.method, stage.seed), spec.entry(stage.entry)
+    args = [tool("train.py"), entry.config, "--work-dir", str(work), "--backbone", str(backbone),
+            *_transfer_opts(spec, entry.name)]
+    return Command(args, entry.name, spec.launch, resume=latest_checkpoint(work) is not None, fallback=entry.task)
 
 
 def test_command(spec: PipelineSpec, layout: Layout, stage: Stage, checkpoint: Path) -> Command:
-    work = layout.transfer(stage.task, stage.method, stage.seed)
-    args = [tool("test.py"), spec.task(stage.task).config, str(checkpoint), "--work-dir", str(work),
-            *_transfer_opts(spec, stage.task)]
-    return Command(args, stage.task, spec.launch)
+    work, entry = layout.transfer(stage.entry, stage.method, stage.seed), spec.entry(stage.entry)
+    args = [tool("test.py"), entry.config, str(checkpoint), "--work-dir", str(work), *_transfer_opts(spec, entry.name)]
+    return Command(args, entry.name, spec.launch, fallback=entry.task)
 
 
-def data_root_argv(spec: PipelineSpec, task: str) -> list[str]:
-    root = spec.data_root(task)
+def data_root_argv(spec: PipelineSpec, entry: str) -> list[str]:
+    root = spec.data_root(entry)
     return [] if root is None else ["--data-root", root]

@@ -9,9 +9,10 @@ and printing :data:`SENTINEL`; the runner marks the two stages from that file an
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
+
+from pretrain.workdir import atomic_write_json, latest_checkpoint
 
 SENTINEL = "[pipeline] fine-tuning finished; testing"
 
@@ -19,20 +20,15 @@ SENTINEL = "[pipeline] fine-tuning finished; testing"
 def main(job_path: str) -> int:
     from transfer.mm.cli import test_main, train_main
 
-    from .stages import last_checkpoint
-
     job = json.loads(Path(job_path).read_text())
     rc = train_main(job["train"])
     if rc != 0:
         return rc
-    ckpt = last_checkpoint(Path(job["work_dir"]))
+    ckpt = latest_checkpoint(job["work_dir"])
     if ckpt is None:
         print(f"error: fine-tuning left no last_checkpoint in {job['work_dir']}", file=sys.stderr)
         return 2
-    done = Path(job["train_done"])
-    tmp = done.with_name(done.name + ".tmp")
-    tmp.write_text(json.dumps({"checkpoint": str(ckpt)}))
-    os.replace(tmp, done)
+    atomic_write_json(job["train_done"], {"checkpoint": str(ckpt)}, indent=None, newline=False)
     print(SENTINEL, flush=True)
     return test_main([job["test_config"], str(ckpt), *job["test_args"]])
 

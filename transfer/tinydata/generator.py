@@ -206,19 +206,28 @@ def shapes_image(rng: np.random.Generator, sources: list[np.ndarray], h: int, w:
     return image, objects
 
 
-def coco_instances(rng: np.random.Generator, sources: list[np.ndarray], root: Path, split: str,
-                   num_images: int, size: int) -> dict:
-    """Write ``num_images`` shape images into ``root/<split>2017`` and return the instances json."""
+def coco_images(rng: np.random.Generator, sources: list[np.ndarray], root: Path, split: str, num_images: int,
+                size: int, first_id: int, draw: Callable) -> tuple[list[dict], list[dict]]:
+    """Write ``num_images`` images that ``draw(rng, sources, h, w) -> (image, objects)`` paints into
+    ``root/<split>2017`` (ids from ``first_id``); return their COCO ``images`` and ``annotations``."""
     images, annotations = [], []
     for i in range(num_images):
         h, w = coco_image_size(rng, size)
-        image, objects = shapes_image(rng, sources, h, w)
-        image_id = _ID_BASE[("instances", split)] + i
+        image, objects = draw(rng, sources, h, w)
+        image_id = first_id + i
         file_name = f"{image_id:012d}.jpg"
         write_image(root / f"{split}2017" / file_name, image)
         images.append({"license": 1, "file_name": file_name, "height": h, "width": w, "id": image_id})
         for obj in objects:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0, **obj})
+    return images, annotations
+
+
+def coco_instances(rng: np.random.Generator, sources: list[np.ndarray], root: Path, split: str,
+                   num_images: int, size: int) -> dict:
+    """Write ``num_images`` shape images into ``root/<split>2017`` and return the instances json."""
+    images, annotations = coco_images(rng, sources, root, split, num_images, size, _ID_BASE[("instances", split)],
+                                      shapes_image)
     categories = [{"supercategory": "shape", "id": i + 1, "name": n} for i, n in enumerate(TINY_COCO_CLASSES)]
     return coco_json(images, annotations, categories)
 
@@ -307,16 +316,8 @@ def persons_image(rng: np.random.Generator, sources: list[np.ndarray], h: int, w
 def coco_keypoints(rng: np.random.Generator, sources: list[np.ndarray], root: Path, split: str,
                    num_images: int, size: int) -> dict:
     """Write ``num_images`` mannequin images into ``root/<split>2017`` and return the keypoints json."""
-    images, annotations = [], []
-    for i in range(num_images):
-        h, w = coco_image_size(rng, size)
-        image, persons = persons_image(rng, sources, h, w)
-        image_id = _ID_BASE[("person_keypoints", split)] + i
-        file_name = f"{image_id:012d}.jpg"
-        write_image(root / f"{split}2017" / file_name, image)
-        images.append({"license": 1, "file_name": file_name, "height": h, "width": w, "id": image_id})
-        for p in persons:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0, **p})
+    images, annotations = coco_images(rng, sources, root, split, num_images, size,
+                                      _ID_BASE[("person_keypoints", split)], persons_image)
     return coco_json(images, annotations, [coco_skeleton_category()])
 
 
