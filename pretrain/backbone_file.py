@@ -56,23 +56,29 @@ def load_backbone(path: str | Path, config: dict | None = None) -> tuple[nn.Modu
             config = ckpt["config"]
         elif (file.parent / "config.py").is_file():
             config = read_config(file.parent / "config.py")
+    return model_from_state(state_dict, meta, config, str(file)), meta, config, file
+
+
+def model_from_state(state_dict: dict[str, torch.Tensor], meta: dict, config: dict | None = None,
+                     source: str = "checkpoint") -> nn.Module:
+    """The timm model of ``meta.arch`` (or ``config.model.arch``) holding ``state_dict`` exactly; eval mode, CPU."""
     model_cfg = (config or {}).get("model") or {}
     arch = meta.get("arch") or model_cfg.get("arch")
     if not arch:
-        raise BackboneFileError(f"{file}: no architecture (meta.arch) and no config to read model.arch from")
+        raise BackboneFileError(f"{source}: no architecture (meta.arch) and no config to read model.arch from")
     try:
         name = resolve_arch(arch)
         model = build_model(name, classifier_rows(name, state_dict), **model_cfg.get("kwargs", {}))
     except ModelError as exc:
-        raise BackboneFileError(f"{file}: {exc}") from None
+        raise BackboneFileError(f"{source}: {exc}") from None
     try:
         result = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as exc:  # a shape mismatch
-        raise BackboneFileError(f"{file}: weights do not match timm's {name}: "
+        raise BackboneFileError(f"{source}: weights do not match timm's {name}: "
                                 f"{str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc}") from None
     if result.missing_keys or result.unexpected_keys:
         bad = (result.missing_keys or result.unexpected_keys)[:3]
-        raise BackboneFileError(f"{file}: weights do not match timm's {name} "
+        raise BackboneFileError(f"{source}: weights do not match timm's {name} "
                                 f"({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected, "
                                 f"e.g. {', '.join(bad)})")
-    return model.eval(), meta, config, file
+    return model.eval()

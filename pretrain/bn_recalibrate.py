@@ -139,3 +139,78 @@ class BNRecalibrateHook(Hook):
 
     def load_state_dict(self, state: dict) -> None:
         self.record = (state or {}).get("record")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 64, workers: int = 0) -> tuple[float, float]:
+    """Top-1 / top-5 (%) over ``dataset`` in eval mode, one process (the trainer's is distributed)."""
+    device = next(model.parameters()).device
+    normalize = getattr(dataset, "normalize", None)
+    was_training = model.training
+    model.eval()
+    hits1 = hits5 = total = 0
+    for images, targets, *_ in DataLoader(dataset, batch_size, num_workers=workers,
+                                          generator=torch.Generator().manual_seed(0)):
+        images = images.to(device)
+        logits = model(normalize(images) if normalize is not None else images).float().cpu()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices == targets[:, None]
+        hits1, hits5, total = hits1 + int(top[:, 0].sum()), hits5 + int(top.any(1).sum()), total + len(targets)
+    model.train(was_training)
+    return 100.0 * hits1 / total, 100.0 * hits5 / total
+
+
+def recalibrate_checkpoint(state_dict: dict[str, torch.Tensor], meta: dict, config: dict | None,
+                           settings: BNRecalibrate, source: str = "checkpoint", device: str = "cpu",
+                           workers: int = 0) -> tuple[dict[str, torch.Tensor], dict]:
+    """Recalibrated weights and meta of a saved backbone, on the training data of its run's ``config``.
+
+    Top-1 / top-5 before and after go into ``meta["bn_recalibrate"]``; ``meta`` top-1 / top-5 become the
+    recalibrated model's (the weights published with it).
+    """
+    from .backbone_file import model_from_state
+    from .data import build_dataset
+
+    if not config or not (config.get("data") or {}).get("type"):
+        raise ConfigError(f"{source}: recalibrating BatchNorm needs the run's training data: no config in the "
+                          "checkpoint or beside it (pass --config CFG)")
+    model = model_from_state(state_dict, meta, config, source).to(device)
+    if not has_batchnorm(model):
+        raise ConfigError(f"{source}: {meta.get('arch')} has no BatchNorm layer to recalibrate")
+    data = config["data"]
+    train_set = build_dataset(data, "train", int(config.get("seed", 0)), uint8=True)
+    val_set = build_dataset(data, "val", uint8=True)
+    batch_size = settings.batch_size or int(data.get("batch_size", 64))
+    top1, top5 = evaluate(model, val_set, batch_size, workers)
+    start = time.perf_counter()
+    done = recalibrate_bn(model, train_set, settings.samples, settings.seed, batch_size, workers)
+    wall = time.perf_counter() - start
+    after1, after5 = evaluate(model, val_set, batch_size, workers)
+    record = {**done, "top1_before": top1, "top5_before": top5, "top1_after": after1, "top5_after": after5,
+              "wall_s": wall}
+    out = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return out, {**meta, "top1": after1, "top5": after5, "bn_recalibrate": record}
+
+
+def publish_transform(samples: int, seed: int = 0, config_path: str | None = None, device: str = "cpu",
+                      log=print):
+    """For ``pretrain.publish.publish(transform=...)`` (``tools/publish_model.py --recalibrate-bn N``):
+    recalibrate the weights being published on the run's training data; checked before any work."""
+    from pathlib import Path
+
+    from .backbone_file import read_config
+
+    settings = BNRecalibrate.from_dict(dict(samples=samples, seed=seed), where="--recalibrate-bn")
+    explicit = read_config(config_path) if config_path else None
+
+    def transform(state_dict: dict, meta: dict, ckpt: dict, path: Path) -> tuple[dict, dict]:
+        config = explicit or (ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None)
+        if config is None and (Path(path).parent / "config.py").is_file():
+            config = read_config(Path(path).parent / "config.py")
+        state_dict, meta = recalibrate_checkpoint(state_dict, meta, config, settings, str(path), device)
+        r = meta["bn_recalibrate"]
+        log(f"BatchNorm recalibrated on {r['samples']} training images (seed {r['seed']}, {r['batches']} batches): "
+            f"top-1 {r['top1_before']:.2f}% -> {r['top1_after']:.2f}%, top-5 {r['top5_before']:.2f}% -> "
+            f"{r['top5_after']:.2f}%")
+        return state_dict, meta
+
+    return transform
