@@ -2,6 +2,7 @@
 
     python bench/vs_timm.py                  # resnet18, 224 px, b=8, fp32, 5 alternating pairs (~8 min here)
     python bench/vs_timm.py --quick          # tiny model and images: checks that it runs (<1 min)
+    python bench/vs_timm.py --loader-only    # loaders alone: ours / timm's create_loader, images/s
 
 Both sides train the same timm model with the same batch, precision, optimizer (SGD, momentum 0.9,
 wd 1e-4), augmentation (random-resized crop 8-100 %, flip, bilinear, no colour jitter, no label
@@ -18,10 +19,11 @@ bench/README.md for how to get the one we used). On a machine without CUDA its `
 ``torch.cuda.synchronize()`` and fails after the training epoch; the timed training steps are complete
 by then, so that failure is expected and tolerated (anything else is an error).
 
-Loading: the engine's online ``Feed`` loads pools of b̄ = 2b per trained b. We time loaders alone
-(images decoded and augmented per second, same workers): ours for batches of b and pools of b̄, and
-timm's ``create_loader`` as its train.py builds it, and compare with what online training at our
-measured step rate needs (b̄/b x trained images/s).
+Loading: we time loaders alone (images decoded, augmented and normalised per second, same workers,
+interleaved rounds): ours (uint8 collate, ``BatchNormalize`` per batch) against timm's
+``create_loader`` as its train.py builds it, our float per-sample pipeline of before, and the online
+``Feed``'s pools of b̄ = 2b per trained b, compared with what online training at our measured step rate
+needs (b̄/b x trained images/s).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # pretrain/, when not installed
 from benchlib import fmt_ratio, interleaved, machine, summarize, table, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +65,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="/tmp/dar_bench_imagefolder", help="synthetic ImageFolder (made if absent)")
     p.add_argument("--out", default="work_dirs/bench/vs_timm.json")
     p.add_argument("--quick", action="store_true", help="tiny model and images: checks that it runs (<1 min)")
+    p.add_argument("--loader-only", action="store_true",
+                   help="only the loading comparison (ours vs timm's create_loader); no training, no timm train.py")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # internal: SIDE OUT, one timed run
     return p
 
@@ -186,37 +191,70 @@ def run_side(args: argparse.Namespace, side: str) -> dict:
 
 
 # -- the online pool's loading ---------------------------------------------------------------------------
-def _images_per_s(batches, per_batch: int, count: int) -> float:
-    """Images/s over ``count`` batches after the first (loader start-up), from the median gap."""
+def _cpu_by_process() -> dict[int, float]:
+    """CPU seconds so far of this process (key 0) and of each live child (the loader workers), from /proc."""
+    tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    out = {0: sum(os.times()[:2])}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            out[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
+def _loader_rate(batches, per_batch: int, count: int) -> tuple[float, float]:
+    """(images/s from the median gap, CPU ms per image of main process + workers) over ``count``
+    batches after the first (loader start-up). CPU time barely depends on what else the machine runs."""
     it, stamps = iter(batches), []
+    cpu0 = None
     for _ in range(count + 1):
         if next(it, None) is None:
             break
         stamps.append(time.perf_counter())
-    return per_batch / float(np.median(np.diff(stamps)))
+        if cpu0 is None:
+            cpu0 = _cpu_by_process()
+    cpu1 = _cpu_by_process()
+    cpu = sum(cpu1[p] - cpu0[p] for p in cpu1 if p in cpu0)
+    return per_batch / float(np.median(np.diff(stamps))), 1e3 * cpu / (per_batch * (len(stamps) - 1))
 
 
 def loading_throughput(args: argparse.Namespace) -> dict:
-    """Images/s decoded and augmented, no training: our Feed (batches of b, online pools of b̄) and
-    timm's ``create_loader`` as its train.py builds it (uint8 collate, normalisation in the prefetcher).
-    Same folder, augmentation and workers; the three alternate over ``--reps`` rounds."""
+    """Images/s decoded, augmented and normalised, no training, same folder, augmentation and workers:
+
+    * ``uniform_b``: our Feed, uint8 items collated as uint8 and normalised per batch (``BatchNormalize``,
+      on the CPU here as timm's prefetcher is), as the trainer does;
+    * ``uniform_b_float``: our Feed with the float32 ``ToTensor`` + ``Normalize`` per sample in the workers
+      (the loader before the uint8 change; bitwise the same batches);
+    * ``online_pool``: our online Feed, pools of b̄, uint8 + per-pool normalisation;
+    * ``timm_loader_b``: timm's ``create_loader`` as its train.py builds it (uint8 collate, normalisation
+      in the prefetcher, persistent workers).
+
+    The variants alternate (shuffled) over ``--reps`` rounds; ``ours_over_timm`` is the per-round ratio
+    ``uniform_b`` / ``timm_loader_b``."""
     import torch
     from timm.data import create_dataset, create_loader
 
     from pretrain.data import build_dataset
-    from pretrain.feed import Feed
-    from pretrain.plan import make_plan
+    from pretrain.methods import build_method
+    from pretrain.methods.base import RunInfo
 
     torch.set_num_threads(args.threads)
     pool = args.pool_factor * args.batch_size
     data = {"type": "imagefolder", "root": args.data_root, "train_dir": "train", "val_dir": "validation",
             "img_size": args.img_size, "batch_size": args.batch_size, "num_workers": args.workers,
             "scale": (0.08, 1.0), "hflip": 0.5, "interpolation": "bilinear"}
-    train_set = build_dataset(data, "train", 0)
+    sets = {u8: build_dataset(data, "train", 0, uint8=u8) for u8 in (True, False)}
 
-    def ours(method: dict):
-        plan = make_plan(method, 100, len(train_set), batch_size=args.batch_size, img_size=args.img_size)
-        return Feed({"data": data, "method": method, "seed": 0}, train_set, plan, world=1, rank=0).begin(1)
+    def ours(method: dict, uint8: bool):
+        train_set = sets[uint8]
+        selection = build_method(method, RunInfo(len(train_set), 100, args.batch_size, args.img_size))
+        batches = selection.build_feed(train_set, args.workers).begin(1)  # the method's feed, as the trainer builds it
+        if not uint8:
+            return batches
+        return ((train_set.normalize(images), targets, indices) for images, targets, indices in batches)
 
     def timm_loader():
         ds = create_dataset("", root=args.data_root, split="train", is_training=True)
@@ -224,16 +262,58 @@ def loading_throughput(args: argparse.Namespace) -> dict:
                              is_training=True, use_prefetcher=True, scale=(0.08, 1.0), hflip=0.5, color_jitter=None,
                              interpolation="bilinear", num_workers=args.workers, device=torch.device("cpu"))
 
-    makers = {"uniform_b": (lambda: ours({"type": "uniform"}), args.batch_size),
-              "online_pool": (lambda: ours({"type": "online", "pool_size": pool, "score_resolution": 64}), pool),
+    online = {"type": "online", "pool_size": pool, "score_resolution": 64}
+    makers = {"uniform_b": (lambda: ours({"type": "uniform"}, True), args.batch_size),
+              "uniform_b_float": (lambda: ours({"type": "uniform"}, False), args.batch_size),
+              "online_pool": (lambda: ours(online, True), pool),
               "timm_loader_b": (timm_loader, args.batch_size)}
     rates: dict[str, list[float]] = {k: [] for k in makers}
+    cpu: dict[str, list[float]] = {k: [] for k in makers}
     for order in interleaved(list(makers), args.reps, seed=2):
         for name in order:
             make, per_batch = makers[name]
-            rates[name].append(_images_per_s(make(), per_batch, args.pools))
-    return {name: {"images_per_s": float(np.median(v)), "batch": makers[name][1], "rounds": v}
-            for name, v in rates.items()}
+            rate, ms = _loader_rate(make(), per_batch, args.pools)
+            rates[name].append(rate)
+            cpu[name].append(ms)
+    out: dict = {name: {"images_per_s": float(np.median(v)), "cpu_ms_per_image": float(np.median(cpu[name])),
+                        "batch": makers[name][1], "rounds": v, "cpu_rounds": cpu[name]}
+                 for name, v in rates.items()}
+
+    def per_round(a: dict, x: str, y: str, invert: bool = False) -> dict:
+        r = np.asarray(a[x]) / np.asarray(a[y])
+        return summarize(1 / r if invert else r)
+
+    out["ours_over_timm"] = per_round(rates, "uniform_b", "timm_loader_b")
+    out["uint8_over_float"] = per_round(rates, "uniform_b", "uniform_b_float")
+    # images per CPU second, ours / timm (> 1: ours needs less CPU per image)
+    out["ours_over_timm_cpu"] = per_round(cpu, "uniform_b", "timm_loader_b", invert=True)
+    out["uint8_over_float_cpu"] = per_round(cpu, "uniform_b", "uniform_b_float", invert=True)
+    return out
+
+
+def loading_report(args: argparse.Namespace, loading: dict) -> str:
+    return (f"loading ({args.workers} worker(s), {args.img_size} px, {args.reps} interleaved rounds): ours "
+            f"{loading['uniform_b']['images_per_s']:.1f} img/s (uint8 + BatchNormalize), before "
+            f"{loading['uniform_b_float']['images_per_s']:.1f} (float per sample), timm's create_loader "
+            f"{loading['timm_loader_b']['images_per_s']:.1f}; ours / timm {fmt_ratio(loading['ours_over_timm'])}, "
+            f"uint8 / float {fmt_ratio(loading['uint8_over_float'])}; images per CPU second (main process + "
+            f"workers; {loading['uniform_b']['cpu_ms_per_image']:.2f} vs {loading['timm_loader_b']['cpu_ms_per_image']:.2f}"
+            f" ms/img) ours / timm {fmt_ratio(loading['ours_over_timm_cpu'])}, uint8 / float "
+            f"{fmt_ratio(loading['uint8_over_float_cpu'])}; online pools of "
+            f"{loading['online_pool']['batch']}: {loading['online_pool']['images_per_s']:.1f} img/s")
+
+
+def loader_only(args: argparse.Namespace) -> int:
+    """``--loader-only``: the loading comparison alone (no training, timm's train.py not needed)."""
+    n = max((args.pools + 2) * args.pool_factor * args.batch_size, (args.skip + args.steps) * args.batch_size)
+    size = (500, 375) if args.img_size >= 160 else (2 * args.img_size, 3 * args.img_size // 2)
+    make_imagefolder(Path(args.data_root), split_counts(n, NUM_CLASSES), size)
+    res = {"args": vars(args), "machine": machine(), "loading": loading_throughput(args)}
+    res["machine_after"] = machine()["load_avg_1_5_15"]
+    res["report"] = loading_report(args, res["loading"])
+    print(res["report"])
+    print(f"results: {write_json(args.out, res)}")
+    return 0
 
 
 # -- main -----------------------------------------------------------------------------------------------
@@ -242,6 +322,10 @@ def main(args: argparse.Namespace) -> int:
         return run_child(args)
     if args.quick:
         apply_quick(args)
+    if args.loader_only:
+        if args.out == get_args_parser().get_default("out"):
+            args.out = "work_dirs/bench/vs_timm_loader.json"
+        return loader_only(args)
     if not Path(args.timm_train).is_file():
         print(f"error: timm's train.py not found at {args.timm_train} (the timm wheel and sdist do not ship it; "
               "see bench/README.md)", file=sys.stderr)
@@ -286,11 +370,8 @@ def main(args: argparse.Namespace) -> int:
         f"main-process CPU s/step: ours {fmt_ratio(res['cpu_s_per_step']['ours'])}, timm "
         f"{fmt_ratio(res['cpu_s_per_step']['timm'])}; timm / ours {fmt_ratio(res['cpu_ratio'])} "
         "(less sensitive to other load; data workers not included)",
-        f"online pool loading: {res['loading']['online_pool']['images_per_s']:.1f} img/s decoded into pools of "
-        f"{res['loading']['online_pool']['batch']} (uniform batches of {args.batch_size}: "
-        f"{res['loading']['uniform_b']['images_per_s']:.1f} img/s); online training at our step rate needs "
-        f"{need:.1f} img/s (b̄/b = {args.pool_factor}); timm's create_loader (batches of {args.batch_size}): "
-        f"{res['loading']['timm_loader_b']['images_per_s']:.1f} img/s",
+        loading_report(args, res["loading"]),
+        f"online training at our step rate needs {need:.1f} img/s (b̄/b = {args.pool_factor})",
     ])
     res["report"] = text
     print(text)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate, get_worker_info
 from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
@@ -113,7 +113,9 @@ class AugSeed:
     """Per-sample augmentation randomness from (seed, epoch, index), isolated from the global RNGs.
 
     Inside ``with aug_seed(index):`` python's and torch's CPU generators are seeded for this sample;
-    both are restored on exit, so a loader with ``num_workers=0`` leaves the training RNG untouched.
+    in the main process both are restored on exit, so a loader with ``num_workers=0`` leaves the
+    training RNG untouched. A loader worker's generators serve nothing but these draws, so there the
+    save and restore (a few percent of a small image's loading time) are skipped.
     """
 
     def __init__(self, seed: int):
@@ -123,6 +125,11 @@ class AugSeed:
     @contextlib.contextmanager
     def __call__(self, index: int) -> Iterator[None]:
         s = ((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index) % (2**63)
+        if get_worker_info() is not None:
+            random.seed(s)
+            torch.default_generator.manual_seed(s)
+            yield
+            return
         py_state = random.getstate()
         with torch.random.fork_rng(devices=[]):
             random.seed(s)  # timm's RandomResizedCropAndInterpolation draws from `random`
@@ -153,6 +160,18 @@ class BatchNormalize:
             self._on[images.device] = (self.mean.to(images.device), self.std.to(images.device))
         mean, std = self._on[images.device]
         return images.float().div_(255).sub_(mean).div_(std)
+
+
+def collate_indexed(batch: Sequence[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Collate ``(image, target, index)`` items: stacked images, then targets and indices (int64).
+
+    Targets and indices are two rows of one tensor: a batch leaves a loader worker as one shared-memory
+    handle per storage, and each costs the main process a socket round trip to the worker, so this is
+    one round trip fewer per batch than ``default_collate`` (measurable at small batches, bench/vs_timm.py).
+    """
+    images = default_collate([item[0] for item in batch])
+    rows = torch.tensor([[item[1] for item in batch], [item[2] for item in batch]], dtype=torch.int64)
+    return images, rows[0], rows[1]
 
 
 class BadImages:

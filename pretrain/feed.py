@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from torch.utils.data import BatchSampler, DataLoader
 
+from .data import collate_indexed
 from .selection.samplers import derive_seed
 
 
@@ -46,7 +47,7 @@ def fold_tail_batches(n: int, batch_size: int) -> int:
 
 def loader(dataset, batch_size: int, sampler, workers: int, seed: int, drop_last: bool = False) -> DataLoader:
     # an explicit generator: creating the iterator must not draw from the global RNG (exact resume)
-    common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(),
+    common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(), collate_fn=collate_indexed,
                   generator=torch.Generator().manual_seed(seed))
     if sampler is None or drop_last:
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)

@@ -44,7 +44,7 @@ class Services:
 
         with torch.no_grad(), _untouched(self.model, batch_stats):
             for images, targets, _ in loader(share, t.cfg.data.batch_size, None, t.cfg.data.num_workers, 0):
-                out = self.model(images.to(self.device, non_blocking=True)).float()
+                out = self.model(t.model_input(images)).float()
                 losses.append(F.cross_entropy(out, targets.to(self.device), reduction="none").cpu())
                 logits.append(out.cpu())
         num_classes = int(getattr(t.model, "num_classes", 0))

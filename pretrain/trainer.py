@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -113,7 +115,8 @@ def build_scheduler(optimizer, schedule: ScheduleConfig, plan: Plan):
 def build_datasets(cfg: TrainConfig, env: Env):
     """Train and val sets; a data problem on any rank stops every rank with the same one line."""
     try:
-        sets = tuple(build_dataset(cfg.raw["data"], split, cfg.seed, env.rank, env.world) for split in ("train", "val"))
+        sets = tuple(build_dataset(cfg.raw["data"], split, cfg.seed, env.rank, env.world, uint8=True)
+                     for split in ("train", "val"))
         message = None
     except DataError as exc:
         message = str(exc)
@@ -158,6 +161,8 @@ class Trainer:
         self.feed = self.method.build_feed(self.train_set, data.num_workers)
         self.method.setup(Services(self))
         torch.manual_seed(derive_seed(cfg.seed, "train", env.rank))
+        random.seed(derive_seed(cfg.seed, "train", env.rank))  # checkpointed like torch's: reproducible too
+        np.random.seed(derive_seed(cfg.seed, "train", env.rank) % 2**32)
         self.progress, self.meter = Progress(), EpochMeter()
         self.hooks = default_hooks(self) if hooks is None else hooks
         self.net: torch.nn.Module = self.model  # the module trained through (DDP, compiled); set in train()
@@ -214,8 +219,12 @@ class Trainer:
 
     def to_device(self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> Batch:
         """The one place a loaded batch moves to the device (indices stay on the CPU)."""
-        return Batch(images.to(self.env.device, non_blocking=True), targets.to(self.env.device, non_blocking=True),
-                     indices)
+        return Batch(self.model_input(images), targets.to(self.env.device, non_blocking=True), indices)
+
+    def model_input(self, images: torch.Tensor) -> torch.Tensor:
+        """A loaded uint8 batch as model input: copied to the device (non-blocking from pinned memory),
+        normalised there (``pretrain.data.BatchNormalize``: bitwise the per-sample float pipeline)."""
+        return self.train_set.normalize(images.to(self.env.device, non_blocking=True))
 
     def run_step(self, batch: Batch) -> torch.Tensor:
         """One update: LR, the method's pick, forward, ``mean(w * loss)``, backward, record; the losses."""
@@ -284,7 +293,7 @@ class Trainer:
         counts = [0.0, 0.0, 0.0]
         with torch.no_grad():
             for images, targets, _ in loader(shard, self.cfg.data.batch_size, None, self.cfg.data.num_workers, 0):
-                logits = model(images.to(env.device, non_blocking=True)).float()
+                logits = model(self.model_input(images)).float()
                 top = logits.topk(min(5, logits.shape[1]), dim=1).indices.cpu()
                 hit = top == targets[:, None]
                 counts = [counts[0] + hit[:, 0].sum().item(), counts[1] + hit.any(1).sum().item(), counts[2] + len(targets)]
