@@ -1,8 +1,8 @@
 """Checkpoints: atomic writes, the ``last_checkpoint`` pointer, RNG states, and the resume check.
 
 A checkpoint is a dict with ``model`` (timm state dict, DDP-unwrapped), ``meta`` (the shared contract)
-and the resume state the engine puts there (optimizer, scaler, scheduler, sampler/selector, RNG states,
-progress). Files are written to a temporary name and renamed into place, so a run killed while saving
+and the resume state the trainer puts there (its components' state dicts: optimizer, scaler, scheduler,
+method, feed, progress, hooks, per-rank RNG states). Files are written to a temporary name and renamed into place, so a run killed while saving
 never leaves a truncated checkpoint behind and ``last_checkpoint`` always names a complete file.
 """
 from __future__ import annotations

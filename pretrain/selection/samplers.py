@@ -221,7 +221,7 @@ class DaRSampler(SubsetSampler):
         if position != self._cursor:
             raise ValueError(
                 f"set_start({position}) disagrees with the {self._cursor} samples this DaR sampler has recorded "
-                f"in epoch {self.epoch} on rank {self.rank} (checkpoint and engine state out of step)"
+                f"in epoch {self.epoch} on rank {self.rank} (checkpoint and trainer state out of step)"
             )
         super().set_start(position)
 
