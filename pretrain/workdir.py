@@ -59,6 +59,31 @@ def _fsync(path: Path) -> None:
     finally:
         os.close(fd)
 
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path`` to fill; put it in ``path``'s place when the block
+    ends (a folder already there is renamed aside, then removed). If the block raises, the temporary
+    folder is removed and ``path`` is left as it was. The temporary name is fixed (``.<name>.tmp``), so
+    the leftover of a killed run is cleared by the next one; one writer per folder at a time."""
+    import shutil
+
+    path = Path(path)
+    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
+from pretrain.workdir import atomic_dir
 from transfer.tinydata import generate
 
 
@@ -62,25 +61,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     out: Path = args.out_dir.resolve()
-    tmp = out.parent / f".{out.name}.tmp-make_tiny_data"
-    shutil.rmtree(tmp, ignore_errors=True)  # leftover of an interrupted run
     start = time.perf_counter()
     print(f"writing tiny datasets to {out} (seed {args.seed}, {args.num_train} train / {args.num_val} val "
           f"images per set, size {args.size})")
-    try:
+    # built under a temporary name and renamed into place whole; an interrupted run leaves nothing
+    with atomic_dir(out) as tmp:
         generate(tmp, seed=args.seed, num_train=args.num_train, num_val=args.num_val, size=args.size,
                  log=lambda msg: print(f"  {msg}", flush=True))
-    except BaseException:  # interrupted or failed: leave no partial folder behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.parent / f".{out.name}.old-make_tiny_data"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
     print(f"done in {time.perf_counter() - start:.1f} s: {out}")
     return 0
 

@@ -160,3 +160,21 @@ def test_log_and_metrics_readers(tmp_path):
     write_metrics(tmp_path / "t", record)
     assert read_metrics(tmp_path / "t") == record and names(tmp_path / "t") == ["metrics.json"]
     assert not any(n.startswith(".") for n in os.listdir(tmp_path))
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "data"
+    with workdir.atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+        assert not out.exists()  # nothing under the final name until the block ends
+    assert names(out) == ["a.txt"]
+    with pytest.raises(KeyboardInterrupt), workdir.atomic_dir(out) as tmp:
+        (tmp / "b.txt").write_text("2")
+        raise KeyboardInterrupt
+    assert names(out) == ["a.txt"] and names(tmp_path) == ["data"]
+    (tmp_path / ".data.tmp").mkdir()  # the leftover of a killed run
+    (tmp_path / ".data.tmp" / "junk").write_text("x")
+    with workdir.atomic_dir(out) as tmp:
+        assert names(tmp) == []
+        (tmp / "c.txt").write_text("3")
+    assert names(out) == ["c.txt"] and names(tmp_path) == ["data"]

@@ -14,12 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# task -> (tiny config, tiny data subfolder, metric keys that must be there)
-TASKS = {
-    "det": ("faster-rcnn_r50_fpn_tiny", "coco", ["coco/bbox_mAP", "coco/bbox_mAP_50"]),
-    "ins": ("mask-rcnn_r50_fpn_tiny", "coco", ["coco/bbox_mAP", "coco/segm_mAP"]),
-    "pose": ("td-hm_res50_tiny", "coco", ["coco/AP", "coco/AR"]),
-    "seg": ("pspnet_r50b-d8_tiny", "cityscapes", ["mIoU", "aAcc"]),
+# tiny config -> (its task, tiny data subfolder, metric keys that must be there)
+CONFIGS = {
+    "faster-rcnn_r50_fpn_tiny": ("det", "coco", ["coco/bbox_mAP", "coco/bbox_mAP_50"]),
+    "retinanet_r50_fpn_tiny": ("det", "coco", ["coco/bbox_mAP", "coco/bbox_mAP_50"]),  # one-stage, focal loss
+    "mask-rcnn_r50_fpn_tiny": ("ins", "coco", ["coco/bbox_mAP", "coco/segm_mAP"]),
+    "td-hm_res50_tiny": ("pose", "coco", ["coco/AP", "coco/AR"]),
+    "pspnet_r50b-d8_tiny": ("seg", "cityscapes", ["mIoU", "aAcc"]),
 }
 
 
@@ -35,9 +36,9 @@ def read_metrics(work) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", sorted(TASKS))
-def test_tiny_config_trains_evaluates_and_tests(task, tiny_root, backbones, tmp_path):
-    config, subset, keys = TASKS[task]
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_tiny_config_trains_evaluates_and_tests(config, tiny_root, backbones, tmp_path):
+    task, subset, keys = CONFIGS[config]
     config_path = ROOT / "configs" / "transfer" / f"{config}.py"
     work = tmp_path / "work"
     train, train_s = run_tool("train.py", config_path, "--work-dir", work, "--backbone", backbones["resnet50"],
