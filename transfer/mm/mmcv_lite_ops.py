@@ -9,7 +9,8 @@ wrappers (``RoIAlign``/``roi_align``, ``nms``, ``batched_nms`` with its ``split_
 
 - ``roi_align_forward`` / ``roi_align_backward``: torchvision's ``roi_align`` (the Detectron2 kernel mmcv's
   ``aligned=True`` mode is taken from; average pooling; any ``sampling_ratio``, ``aligned`` either way);
-- ``nms``: torchvision's ``nms`` (offset 0), or an exact tensor version of mmcv's CPU loop (offset 1);
+- ``nms``: torchvision's ``nms`` in mmcv's visiting order (offset 0), or mmcv's CPU loop on tensors
+  (offset 1);
 - ``sigmoid_focal_loss_forward`` / ``_backward``: elementwise torch, the formulas of mmcv's CUDA kernel
   (mmdet's ``FocalLoss`` calls it on CUDA only; on CPU it uses its own PyTorch version);
 - ``get_compiler_version`` / ``get_compiling_cuda_version``: what the ops were actually built with.
@@ -100,22 +101,25 @@ def roi_align_backward(grad_output: torch.Tensor, rois: torch.Tensor, argmax_y: 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, offset: int) -> torch.Tensor:
     """mmcv's ``nms``: indices of the kept boxes, by decreasing score.
 
-    mmcv compares the IoU with the threshold in float32; torchvision in double. Passing the float32 value
-    makes the two agree on boxes whose IoU is exactly the threshold. ``offset=1`` (legacy width
-    ``x2 - x1 + 1``) has no torchvision kernel; it runs mmcv's own arithmetic on tensors."""
+    Ties: mmcv visits boxes in the order of ``scores.sort(0, descending=True)``, an unstable sort, where
+    torchvision sorts stably; among equal scores the two keep different boxes. So the order is taken
+    from the same torch call, and torchvision runs on the boxes in that order with strictly decreasing
+    stand-in scores. mmcv compares the IoU with the threshold in float32, torchvision in double: passing
+    the float32 value makes them agree on boxes whose IoU is exactly the threshold. ``offset=1`` (legacy
+    width ``x2 - x1 + 1``) has no torchvision kernel; it runs mmcv's own arithmetic on tensors."""
     if boxes.numel() == 0:
         return boxes.new_empty(0, dtype=torch.long)
     threshold = float(np.float32(iou_threshold))
-    scores = scores.to(boxes.dtype)
-    if offset == 0:
-        return torch.ops.torchvision.nms(boxes, scores, threshold)
-    return _nms_with_offset(boxes, scores, threshold, offset)
+    order = scores.sort(0, descending=True)[1]
+    if offset != 0:
+        return _nms_with_offset(boxes, order, threshold, offset)
+    ranks = torch.arange(len(order), 0, -1, dtype=boxes.dtype, device=boxes.device)  # exact below 2**24
+    return order[torch.ops.torchvision.nms(boxes[order], ranks, threshold)]
 
 
-def _nms_with_offset(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, offset: int) -> torch.Tensor:
+def _nms_with_offset(boxes: torch.Tensor, order: torch.Tensor, threshold: float, offset: int) -> torch.Tensor:
     """mmcv's CPU NMS loop with the same float operations in the same order, as an IoU matrix and a greedy
     pass over it (quadratic memory: fine for the legacy configs that still use ``offset=1``)."""
-    order = scores.sort(0, descending=True)[1]
     x1, y1, x2, y2 = boxes[order].unbind(1)
     areas = (x2 - x1 + offset) * (y2 - y1 + offset)
     w = (torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None]) + offset).clamp(min=0)
