@@ -46,6 +46,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None or err.filename == str(tmp):  # a failed write() names no file: name the target
+            err.filename = str(path)
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -78,11 +78,18 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:  # a state file that could not be written (full disk, file-size limit): the old one stays
+        print(f"error: {e}; rerun the same command to resume", file=sys.stderr)
+        return 1
     if not spec.launch.is_main_node:
         print(f"node {spec.launch.node_rank}: all stages done; node 0 writes the report", file=sys.stderr)
         return 0
     command = "python tools/pipeline.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    report, tables = write_report(spec, runner.stages, runner.work_dirs(), command, wall)
+    try:
+        report, tables = write_report(spec, runner.stages, runner.work_dirs(), command, wall)
+    except OSError as e:  # every report file is written atomically: the previous report stays whole
+        print(f"error: writing the report: {e}", file=sys.stderr)
+        return 1
     print(tables)
     print(f"report: {report}", file=sys.stderr)
     return 0

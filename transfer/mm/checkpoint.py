@@ -218,3 +218,34 @@ def _log(msg: str) -> None:
     from mmengine.logging import print_log
 
     print_log(msg, logger="current")
+
+
+# ------------------------------------------------------------------- whole-model checkpoints (tools/test.py)
+def check_whole_model(target: Mapping[str, torch.Tensor | torch.Size], obj: Any, path: str | Path,
+                      what: str = "the model", train_hint: str = "tools/train.py CONFIG --backbone FILE"
+                      ) -> MatchReport:
+    """Check that the loaded checkpoint ``obj`` covers every key of ``target`` (a whole detector,
+    segmentor or pose model) with the right shapes, as ``tools/test.py`` needs; return the counts.
+
+    mmengine's ``load_checkpoint`` only warns about missing keys, so a test of a checkpoint that leaves
+    the heads at their random initialisation would exit 0 with a meaningless score. A backbone-only file
+    (a published model, ``backbone.pth``, a timm state dict) is named as such; anything else that does
+    not fit raises with the counts and a few examples.
+    """
+    state, meta = unwrap_state_dict(obj, source=str(path))
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # mmengine's default revise_keys
+    report = match_state_dict(state, target)
+    if report.ok:
+        return report
+    model_prefixes = {k.split(".", 1)[0] for k in target}
+    if "backbone" in model_prefixes and not any(k.split(".", 1)[0] in model_prefixes for k in state):
+        kind = ("a backbone-only published file" if meta and meta.get("published_name") else
+                "a backbone-only weights file" + (f" ({describe_meta(meta)})" if meta else ""))
+        backbone = match_state_dict(strip_prefixes(state), {k.removeprefix("backbone."): v
+                                                            for k, v in target.items() if k.startswith("backbone.")})
+        weights = len(report.matched) + len(report.missing) + len(report.mismatched)
+        raise BackboneCheckpointError(
+            f"{path} is {kind} ({len(backbone.matched)} of its {len(state)} keys are backbone weights, none named "
+            f"as in {what}: {len(report.matched)} of its {weights} weights would load, the heads would stay random); "
+            f"tools/test.py needs a fine-tuned checkpoint ({train_hint.replace('FILE', str(path))})")
+    raise BackboneCheckpointError(f"checkpoint {path} does not cover {what}: {report.summary()}")

@@ -20,7 +20,7 @@ from mmengine.config import Config, DictAction
 from pretrain.workdir import write_git_revision
 from transfer.tasks import task_of
 
-from .checkpoint import BackboneCheckpointError, describe_meta, read_backbone_checkpoint
+from .checkpoint import BackboneCheckpointError, check_whole_model, describe_meta, read_backbone_checkpoint
 from .metrics import MetricsJsonHook
 from .preflight import (
     PreflightError,
@@ -107,7 +107,8 @@ def backbone_meta(path: str | None) -> dict | None:
         return None
 
 
-def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backbone: str | None = None) -> int:
+def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backbone: str | None = None,
+         checkpoint: tuple[str, dict] | None = None) -> int:
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
@@ -116,6 +117,11 @@ def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backb
     backbone = backbone or pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
     meta = backbone_meta(backbone)
     runner = Runner.from_cfg(cfg)
+    if checkpoint is not None:  # before any evaluation: the checkpoint must cover the whole model
+        model = getattr(runner.model, "module", runner.model)
+        report = check_whole_model(model.state_dict(), checkpoint[1], checkpoint[0], type(model).__name__,
+                                   f"tools/train.py {config_path} --backbone FILE")
+        runner.logger.info(f"checkpoint {checkpoint[0]}: {report.summary()}")
     runner.register_hook(MetricsJsonHook(task_of(cfg), config_path, backbone, meta), priority="LOW")
     if is_main_process():
         write_git_revision(runner.work_dir)
@@ -162,16 +168,15 @@ def test(args: argparse.Namespace) -> int:
         raise PreflightError(f"--out must be a .pkl file, got {args.out}")
     check_data(cfg, ("test_dataloader",))
     cfg.load_from = args.checkpoint
+    ckpt = read_model_checkpoint(args.checkpoint)
     # Report the backbone the checkpoint was fine-tuned from (its embedded config), not the config's.
-    return _run(cfg, args.config, "test", out=args.out, backbone=trained_backbone(args.checkpoint))
+    return _run(cfg, args.config, "test", out=args.out, backbone=trained_backbone(ckpt),
+                checkpoint=(args.checkpoint, ckpt))
 
 
-def trained_backbone(checkpoint: str) -> str | None:
-    """The backbone checkpoint recorded in a fine-tuned checkpoint's embedded config (mmengine saves the
-    config text in ``meta['cfg']``), or None."""
+def read_model_checkpoint(checkpoint: str) -> dict:
+    """The loaded checkpoint file, which must hold a ``state_dict``; raises PreflightError."""
     from mmengine.runner.checkpoint import _load_checkpoint
-
-    from .backbones import pretrained_checkpoint
 
     try:
         ckpt = _load_checkpoint(checkpoint, map_location="cpu")
@@ -179,6 +184,14 @@ def trained_backbone(checkpoint: str) -> str | None:
         raise PreflightError(f"{checkpoint} is not a readable checkpoint ({type(err).__name__})") from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise PreflightError(f"{checkpoint} is not an mmengine checkpoint (no 'state_dict' entry)")
+    return ckpt
+
+
+def trained_backbone(ckpt: dict) -> str | None:
+    """The backbone checkpoint recorded in a fine-tuned checkpoint's embedded config (mmengine saves the
+    config text in ``meta['cfg']``), or None."""
+    from .backbones import pretrained_checkpoint
+
     try:
         cfg = Config.fromstring(ckpt["meta"]["cfg"], file_format=".py")
         return pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
@@ -193,6 +206,9 @@ def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except (PreflightError, BackboneCheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. a write that failed (full disk, file-size limit): the old file is intact
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 def train_main(argv: list[str]) -> int:
