@@ -155,7 +155,7 @@ def _rel(path: Path, start: Path) -> str:
 
 def publish(src: str | Path, out: str | Path, *, index: str | Path | None = None, name: str | None = None,
             config: str | None = None, weights_url: str | None = None,
-            extra_meta: dict[str, Any] | None = None) -> Path:
+            extra_meta: dict[str, Any] | None = None, transform: Any = None) -> Path:
     """Publish ``src`` as ``<out>-<hash>.pth``; update ``index`` (default ``<out dir>/metafile.yml``).
 
     ``weights_url`` is a base URL for the index's Weights field (default: path relative to the index).
@@ -167,6 +167,8 @@ def publish(src: str | Path, out: str | Path, *, index: str | Path | None = None
     except Exception as e:  # noqa: BLE001 - any unreadable file is one clear line
         raise PublishError(f"cannot read {path}: {type(e).__name__}: {e}") from None
     sd, meta = split_checkpoint(ckpt, str(path))
+    if transform is not None:  # (state dict, meta, checkpoint, path) -> (state dict, meta): BN recalibration
+        sd, meta = transform(sd, meta, ckpt, path)
     mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc).isoformat(timespec="seconds")
     meta = build_meta({**meta, **(extra_meta or {})}, read_summary(path.parent) or {}, str(path), mtime)
     stem = Path(out).name[:-4] if str(out).endswith(".pth") else Path(out).name

@@ -25,16 +25,28 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name in the index (default: OUT's file name)")
     p.add_argument("--config", help="config to record in the index (default: the work dir's config.py)")
     p.add_argument("--weights-url", help="base URL for the index's Weights field (default: relative path)")
+    p.add_argument("--recalibrate-bn", type=int, metavar="N", help="first recompute the BatchNorm statistics over N "
+                   "training images of the run (torch's update_bn; the run's config gives the data; docs/pretrain.md)")
+    p.add_argument("--bn-seed", type=int, default=0, help="seed of --recalibrate-bn's uniform sample (default 0)")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
+    from pretrain.backbone_file import BackboneFileError
+    from pretrain.bn_recalibrate import publish_transform
+    from pretrain.data import DataError
+    from pretrain.errors import ConfigError
+
     try:
+        transform = None if args.recalibrate_bn is None else publish_transform(args.recalibrate_bn, args.bn_seed, args.config)
         final = publish(args.in_path, args.out, index=args.index, name=args.name, config=args.config,
-                        weights_url=args.weights_url)
-    except PublishError as e:
+                        weights_url=args.weights_url, transform=transform)
+    except (PublishError, BackboneFileError, ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a write that failed (full disk, file-size limit): nothing half-written is left
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"published {final}")
     return 0
 
