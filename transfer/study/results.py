@@ -4,13 +4,15 @@ One row per pre-training method per backbone (mean over seeds, ± std in Markdow
 each followed by a Δ row against the uniform (100%) baseline of the same backbone and downstream config:
 Δ = row − baseline, so positive is better for AP/mIoU/accuracy and negative is better for error rates.
 Runs are grouped by (backbone, method, relative cost in samples) read from the run summary (pre-training)
-or the backbone meta that transfer records in ``metrics.json``.
+or the backbone meta that transfer records in ``metrics.json``. A transfer run without a backbone file
+(``--backbone none``: a randomly initialised backbone) is the ``scratch`` row, set apart at the bottom of
+its block, with its own Δ row (scratch − uniform: what pre-training buys). Δ rows pair the runs by seed
+and carry a paired 95% t interval (:mod:`.stats`).
 """
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,9 @@ from typing import Any
 from pretrain.workdir import atomic_write_text, read_log, read_metrics
 from transfer.tasks import TABLES, TASKS, Column, recipe_label, table_columns, table_tasks
 
+from .stats import PairedDiff, mean_std, paired_diff
+
+SCRATCH = "scratch"  # the method name of a fine-tuning from a randomly initialised backbone
 CLS_COLUMNS = [Column("top-1 err", "top1_err"), Column("top-5 err", "top5_err")]
 
 
@@ -33,10 +38,19 @@ class GroupKey:
     def is_uniform(self) -> bool:
         return self.method == "uniform"
 
+    @property
+    def is_scratch(self) -> bool:
+        return self.method == SCRATCH
+
 
 def group_key(meta: dict[str, Any]) -> GroupKey:
     cost = meta.get("relative_cost_samples")
     return GroupKey(str(meta.get("arch")), str(meta.get("method")), round(float(cost), 3) if cost is not None else 1.0)
+
+
+def scratch_meta(arch: str | None) -> dict[str, Any]:
+    """What stands for the backbone meta of a randomly initialised backbone: no pre-training, no cost."""
+    return {"arch": arch, "method": SCRATCH, "relative_cost_samples": 0.0, "relative_cost_flops": 0.0}
 
 
 @dataclass
@@ -44,10 +58,16 @@ class PretrainRun:
     work_dir: Path
     summary: dict[str, Any]
     epochs: list[dict[str, Any]]
+    probes: list[dict[str, Any]] = field(default_factory=list)  # ``probe`` lines of log.jsonl
 
     @property
     def key(self) -> GroupKey:
         return group_key(self.summary)
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.summary.get("seed")
+        return None if seed is None else int(seed)
 
     @property
     def selection_files(self) -> list[Path]:
@@ -68,10 +88,28 @@ class TransferRun:
     config: str
     metrics: dict[str, float]
     backbone_meta: dict[str, Any] = field(default_factory=dict)
+    backbone: str | None = "?"  # the weights file fine-tuned from; None: random initialisation (scratch)
+    seed: int | None = None  # the fine-tuning seed
+    arch: str | None = None  # the backbone architecture the config builds (recorded for scratch runs)
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.backbone is None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The backbone meta, or what stands for it on a scratch run."""
+        return scratch_meta(self.arch) if self.is_scratch else self.backbone_meta
 
     @property
     def key(self) -> GroupKey:
-        return group_key(self.backbone_meta)
+        return group_key(self.meta)
+
+    @property
+    def pair_seed(self) -> int | None:
+        """The seed that pairs this run with the baseline's: the fine-tuning seed, else the pre-training one."""
+        seed = self.seed if self.seed is not None else self.backbone_meta.get("seed")
+        return None if seed is None else int(seed)
 
     @property
     def config_name(self) -> str:
@@ -91,7 +129,8 @@ def load_pretrain_run(work_dir: str | Path) -> PretrainRun | None:
     summaries = [r for r in recs if r.get("type") == "summary"]
     if not summaries:
         return None
-    return PretrainRun(Path(work_dir), summaries[-1], [r for r in recs if r.get("type") == "epoch"])
+    return PretrainRun(Path(work_dir), summaries[-1], [r for r in recs if r.get("type") == "epoch"],
+                       [r for r in recs if r.get("type") == "probe"])
 
 
 def load_transfer_run(work_dir: str | Path) -> TransferRun | None:
@@ -100,7 +139,7 @@ def load_transfer_run(work_dir: str | Path) -> TransferRun | None:
     if d is None:
         return None
     return TransferRun(Path(work_dir), d["task"], d.get("config") or "", d.get("metrics") or {},
-                       d.get("backbone_meta") or {})
+                       d.get("backbone_meta") or {}, d.get("backbone"), d.get("seed"), d.get("arch"))
 
 
 def discover(paths: list[str | Path]) -> tuple[list[PretrainRun], list[TransferRun]]:
@@ -125,25 +164,17 @@ def discover(paths: list[str | Path]) -> tuple[list[PretrainRun], list[TransferR
 # ---- aggregation and tables -------------------------------------------------------------------------
 
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    if not vals:
-        return None, None
-    m = sum(vals) / len(vals)
-    if len(vals) == 1:
-        return m, None
-    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
-
-
 @dataclass
 class Row:
     labels: dict[str, str]  # leading text columns
     values: dict[str, float | None]  # metric header -> mean (for Δ rows: difference)
     stds: dict[str, float | None] = field(default_factory=dict)
+    cis: dict[str, PairedDiff | None] = field(default_factory=dict)  # Δ rows: the paired interval per metric
     cost: float | None = None  # relative cost in samples (Δ rows: difference)
     cost_flops: float | None = None
     runs: int = 0
     delta: bool = False
+    divider: str = ""  # a row that only says what follows (the scratch rows are set apart by one)
 
 
 @dataclass
@@ -163,9 +194,9 @@ def _group(runs: list[Any]) -> dict[GroupKey, list[Any]]:
 
 
 def _order(keys: list[GroupKey]) -> list[GroupKey]:
-    """Per backbone: the uniform baseline (highest-cost uniform) first, then by cost descending."""
+    """Per backbone: the uniform baseline (highest-cost uniform) first, then by cost descending, scratch last."""
     def rank(k: GroupKey) -> tuple[Any, ...]:
-        return (k.arch, not k.is_uniform, -k.cost, k.method)
+        return (k.arch, k.is_scratch, not k.is_uniform, -k.cost, k.method)
     return sorted(keys, key=rank)
 
 
@@ -179,21 +210,32 @@ def _rows_for(groups: dict[GroupKey, list[Any]], columns: list[Column], labels_o
     rows: dict[GroupKey, Row] = {}
     for k, runs in groups.items():
         stats = {c.header: mean_std([_scaled(r, c) for r in runs]) for c in columns}
-        metas = [r.summary if isinstance(r, PretrainRun) else r.backbone_meta for r in runs]
+        metas = [r.summary if isinstance(r, PretrainRun) else r.meta for r in runs]
         rows[k] = Row(labels_of(k), {h: s[0] for h, s in stats.items()}, {h: s[1] for h, s in stats.items()},
                       cost=mean_std([_f(m.get("relative_cost_samples")) for m in metas])[0],
                       cost_flops=mean_std([_f(m.get("relative_cost_flops")) for m in metas])[0], runs=len(runs))
     out: list[Row] = []
     keys = _order(list(groups))
     for k in keys:
+        if k.is_scratch:
+            out.append(Row({}, {}, divider=f"no pre-training ({k.arch}, random initialisation):"))
         out.append(rows[k])
         base = baseline_of(keys, k.arch)
         if base is None or base == k:
             continue
         b, r = rows[base], rows[k]
-        out.append(Row({**r.labels, "Pre-training": f"Δ {k.method}"}, {h: _sub(r.values[h], b.values[h]) for h in r.values},
-                       cost=_sub(r.cost, b.cost), cost_flops=_sub(r.cost_flops, b.cost_flops), delta=True))
+        cis = {c.header: paired_diff(_by_seed(groups[k], c), _by_seed(groups[base], c)) for c in columns}
+        out.append(Row({**r.labels, "Pre-training": f"Δ {k.method}"},
+                       {h: cis[h].mean if cis[h] else _sub(r.values[h], b.values[h]) for h in r.values},
+                       cis=cis, cost=_sub(r.cost, b.cost), cost_flops=_sub(r.cost_flops, b.cost_flops),
+                       runs=max((ci.n for ci in cis.values() if ci), default=0), delta=True))
     return out
+
+
+def _by_seed(runs: list[Any], col: Column) -> dict[int, float | None]:
+    """Seed -> value of one metric (runs without a seed cannot be paired and are left out)."""
+    seeds = [getattr(r, "pair_seed", None) if isinstance(r, TransferRun) else r.seed for r in runs]
+    return {s: _scaled(r, col) for s, r in zip(seeds, runs, strict=True) if s is not None}
 
 
 def _f(v: Any) -> float | None:
@@ -216,7 +258,8 @@ def classification_table(runs: list[PretrainRun]) -> Table:
     dataset = next((r.summary.get("dataset") for r in runs if r.summary.get("dataset")), None)
     return Table(f"Classification{f' ({dataset})' if dataset else ''}: single-crop error (%)",
                  ["Pre-training", "Backbone"], CLS_COLUMNS, rows,
-                 "Δ = method − uniform of the same backbone (negative error is better).")
+                 "Δ = method − uniform of the same backbone (negative error is better), mean of the per-seed "
+                 "differences [paired 95% t interval] when two or more seeds pair up.")
 
 
 def method_labels(configs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -248,7 +291,9 @@ def transfer_table(name: str, runs: list[TransferRun]) -> Table | None:
                                                                                "Backbone": k.arch})
     columns = [c for c in columns if any(row.values.get(c.header) is not None for row in rows)]
     return Table(TABLES[name].title, ["Method", "Pre-training", "Backbone"], columns, rows,
-                 "Δ = method − uniform of the same backbone and downstream config (positive is better).")
+                 "Δ = method − uniform of the same backbone and downstream config (positive is better): the mean "
+                 "of the per-seed differences [paired 95% t interval]. `scratch` fine-tunes the same recipe from a "
+                 "randomly initialised backbone; Δ scratch is what pre-training buys (negative: it helps).")
 
 
 def collect(pre: list[PretrainRun], tra: list[TransferRun]) -> dict[str, Table]:
@@ -266,10 +311,12 @@ def collect(pre: list[PretrainRun], tra: list[TransferRun]) -> dict[str, Table]:
 # ---- rendering ---------------------------------------------------------------------------------------
 
 
-def _fmt(v: float | None, std: float | None = None, signed: bool = False) -> str:
+def _fmt(v: float | None, std: float | None = None, signed: bool = False, ci: PairedDiff | None = None) -> str:
     if v is None:
         return "-"
     s = f"{v:+.2f}" if signed else f"{v:.2f}"
+    if ci is not None and ci.low is not None:
+        return f"{s} [{ci.low:+.2f}, {ci.high:+.2f}]"
     return s + (f" ± {std:.2f}" if std is not None else "")
 
 
@@ -280,10 +327,13 @@ def _fmt_cost(v: float | None, signed: bool = False) -> str:
 
 
 def _cells(t: Table, row: Row) -> list[str]:
+    if row.divider:
+        return [f"**{row.divider}**"] + [""] * (len(headers(t)) - 1)
+    runs = (f"{row.runs} pairs" if row.runs else "") if row.delta else str(row.runs)
     return ([row.labels[h] for h in t.label_headers]
-            + [_fmt_cost(row.cost, row.delta), _fmt_cost(row.cost_flops, row.delta), "" if row.delta else str(row.runs)]
-            + [_fmt(row.values.get(c.header), None if row.delta else row.stds.get(c.header), row.delta)
-               for c in t.columns])
+            + [_fmt_cost(row.cost, row.delta), _fmt_cost(row.cost_flops, row.delta), runs]
+            + [_fmt(row.values.get(c.header), None if row.delta else row.stds.get(c.header), row.delta,
+                    row.cis.get(c.header)) for c in t.columns])
 
 
 def headers(t: Table) -> list[str]:
@@ -304,14 +354,19 @@ def to_markdown(t: Table) -> str:
 
 
 def to_csv(t: Table) -> str:
-    """Numbers unformatted (means, or differences on Δ rows); costs as fractions."""
+    """Numbers unformatted (means, or differences on Δ rows); costs as fractions. Each metric has a ``±``
+    column beside it: the sample std on mean rows, the paired 95% interval's half-width on Δ rows."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["Row"] + headers(t))
+    w.writerow(["Row"] + headers(t) + [f"{c.header} ±" for c in t.columns])
     for row in t.rows:
+        if row.divider:
+            continue
+        spread = [row.cis[c.header].half_width if row.cis.get(c.header) else None for c in t.columns] if row.delta \
+            else [row.stds.get(c.header) for c in t.columns]
         w.writerow(["delta" if row.delta else "mean"] + [row.labels[h] for h in t.label_headers]
-                   + [_csv(row.cost), _csv(row.cost_flops), "" if row.delta else row.runs]
-                   + [_csv(row.values.get(c.header)) for c in t.columns])
+                   + [_csv(row.cost), _csv(row.cost_flops), row.runs or ""]
+                   + [_csv(row.values.get(c.header)) for c in t.columns] + [_csv(v) for v in spread])
     return buf.getvalue()
 
 
