@@ -5,6 +5,9 @@
 #     dar74         Drop-and-Refresh p=0.90: 73.9% (the DaP paper's 75% column)
 #     random74      DaR74's schedule with random dropping (equal-budget control)
 #     online        fast online minibatch selection (100% samples, ~111% FLOPs)
+#     infobatch, selective_backprop, kakurenbo   the literature's methods (issue 11; docs/selection.md):
+#                   ~60-75%, 91.7%, ~85-90% of the FLOPs -- +~2.5 uniform runs of pre-training and three
+#                   more methods' transfer on top of the cost below
 #   Transfer (upstream OpenMMLab recipes, only the backbone weights changed): Faster R-CNN R50-FPN 1x and
 #   Mask R-CNN R50-FPN 1x on COCO 2017 (Table 5), SimpleBaseline R50 256x192 on COCO keypoints (Table 6 uses
 #   ResNet-101: see below), PSPNet R50b-D8 80k on Cityscapes 769x769 (Table 7). Then tables, plots, report.
@@ -50,12 +53,17 @@ methods = [
     dict(name='dar74', config='configs/pretrain/imagenet_r50_dar74_120e.py'),
     dict(name='random74', config='configs/pretrain/imagenet_r50_dar74_random_120e.py'),
     dict(name='online', config='configs/pretrain/imagenet_r50_online_120e.py'),
+    dict(name='infobatch', config='configs/pretrain/imagenet_r50_infobatch_120e.py'),
+    dict(name='selective_backprop', config='configs/pretrain/imagenet_r50_selective_backprop_120e.py'),
+    dict(name='kakurenbo', config='configs/pretrain/imagenet_r50_kakurenbo_120e.py'),
     # further equal-budget controls at 74%:
     # dict(name='shortened74', config='configs/pretrain/imagenet_r50_shortened74.py'),
     # dict(name='fixed74', config='configs/pretrain/imagenet_r50_fixed74_120e.py'),
 ]
 tasks = [
     dict(task='det', config='configs/transfer/faster-rcnn_r50_fpn_1x_coco.py'),
+    # a second detection recipe beside it (own stages, folders and table rows; ~5 h more per method):
+    # dict(name='retinanet', task='det', config='configs/transfer/retinanet_r50_fpn_1x_coco.py'),
     dict(task='ins', config='configs/transfer/mask-rcnn_r50_fpn_1x_coco.py'),
     dict(task='pose', config='configs/transfer/td-hm_res50_8xb64-210e_coco-256x192.py'),
     dict(task='seg', config='configs/transfer/pspnet_r50b-d8_4xb2-80k_cityscapes-769x769.py'),
