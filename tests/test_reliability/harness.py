@@ -104,9 +104,12 @@ def command(config: str | Path, work_dir: Path, options: list[str], resume: bool
             "--master_port", str(_free_port()), str(FAULTS), str(TRAIN), *args, "--launcher", "pytorch"]
 
 
-def _env(marks: Path, hold: str = "") -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DAR_FAULTS_LOG": str(marks),
-            "DAR_FAULTS_HOLD": hold, "PYTHONHASHSEED": "0"}
+def _env(marks: Path, hold: str = "", hold_s: float | None = None) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DAR_FAULTS_LOG": str(marks),
+           "DAR_FAULTS_HOLD": hold, "PYTHONHASHSEED": "0"}
+    if hold_s is not None:
+        env["DAR_FAULTS_HOLD_S"] = str(hold_s)
+    return env
 
 
 def _read_marks(path: Path) -> list[tuple[int, int, str, str]]:
@@ -123,14 +126,16 @@ def _read_marks(path: Path) -> list[tuple[int, int, str, str]]:
 class Launch:
     """One run in its own process (group), its output in files beside the marks."""
 
-    def __init__(self, argv: list[str], logs: Path, hold: str = ""):
+    def __init__(self, argv: list[str], logs: Path, hold: str = "", hold_s: float | None = None,
+                 env: dict[str, str] | None = None):
         logs.mkdir(parents=True, exist_ok=True)
         self.marks, self.out = logs / "marks.txt", logs / "output.txt"
         self.marks.unlink(missing_ok=True)
         self.t0 = time.time()
         with open(self.out, "w") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                         env=_env(self.marks, hold), start_new_session=True)
+                                         env={**_env(self.marks, hold, hold_s), **(env or {})},
+                                         start_new_session=True)
 
     def wait(self, timeout: float = RUN_TIMEOUT_S) -> int:
         try:
@@ -306,7 +311,7 @@ def kill_and_resume(config: str | Path, tmp_path: Path, kills: int = 2, ranks: i
     report.compared, report.differences = compare_work_dirs(reference.work_dir, cut)
     report.stale_temporaries = sorted(p.name for p in cut.rglob(".*.tmp*"))
     if record:
-        write_record(report)
+        write_record("sigkill", report_fields(report))
     assert not report.differences, (f"{config} killed at {[m.hold() for m in moments]} and resumed differs from "
                                     f"the uninterrupted run: {summarize(report.differences)}")
     return report
@@ -326,16 +331,18 @@ def records_path() -> Path:
     return Path(os.environ.get("DAR_RELIABILITY_RECORDS", ROOT / "work_dirs" / "reliability" / "records.jsonl"))
 
 
-def write_record(report: Report, kind: str = "sigkill") -> None:
-    """Append what a check did (one JSON line) for ``render_doc.py``."""
+def report_fields(report: Report) -> dict:
+    return {"config": report.config, "ranks": report.ranks, "seed": report.seed, "options": report.options,
+            "runs": [asdict(r) for r in report.runs], "compared": report.compared,
+            "differences": report.differences, "stale_temporaries": report.stale_temporaries}
+
+
+def write_record(kind: str, fields: dict) -> None:
+    """Append what a check did (one JSON line: ``kind`` and ``fields``) for ``render_doc.py``."""
     path = records_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = {"kind": kind, "config": report.config, "ranks": report.ranks, "seed": report.seed,
-            "options": report.options, "runs": [asdict(r) for r in report.runs], "compared": report.compared,
-            "differences": report.differences, "stale_temporaries": report.stale_temporaries,
-            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     with open(path, "a") as f:
-        f.write(json.dumps(line) + "\n")
+        f.write(json.dumps({"kind": kind, **fields, "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
