@@ -203,6 +203,8 @@ class Trainer:
             self.meter = EpochMeter()
         self.method.begin_epoch(p.epoch)
         batches = self.feed.begin(p.epoch, p.step_in_epoch)
+        for hook in self.hooks:
+            batches = hook.wrap_batches(self, batches)
         self.steps = self.feed.steps_in_epoch()
         self._t0 = time.time()
         self.call("before_epoch")
@@ -262,9 +264,14 @@ class Trainer:
         loss_sum, count, *forwards = all_sum([m.loss_sum, m.count, *(m.forwards[r] for r in resolutions)], self.env)
         stats = self.method.epoch_stats(epoch, EpochTotals(int(count), self.steps,
                                                           {r: int(c) for r, c in zip(resolutions, forwards, strict=True)}))
+        before = dict(m.forwards)
         self.epoch_result = self.method.end_epoch(epoch)
+        # forwards the rule itself ran (e.g. a refresh pass over hidden samples) are the epoch's cost too
+        extra_res = sorted(m.forwards)
+        extra = all_sum([m.forwards[r] - before.get(r, 0) for r in extra_res], self.env) if extra_res else []
         train_flops = TRAIN_FLOPS_PER_FORWARD * self.fwd * stats.trained_samples
         selection_flops = math.fsum(self.forward_flops(r) * c for r, c in zip(resolutions, forwards, strict=True))
+        selection_flops += math.fsum(self.forward_flops(r) * c for r, c in zip(extra_res, extra, strict=True))
         self.record = EpochRecord(epoch, stats.trained_samples, self.plan.num_samples, stats.kept_fraction,
                                   train_flops, selection_flops, loss_sum / max(count, 1),
                                   self.optimizer.param_groups[0]["lr"], extra=dict(self.epoch_result.log))
