@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
-from pretrain.workdir import write_git_revision
+from pretrain.workdir import latest_checkpoint, write_git_revision
 from transfer.tasks import task_of
 
 from .checkpoint import BackboneCheckpointError, check_whole_model, describe_meta, read_backbone_checkpoint
@@ -153,6 +153,12 @@ def train(args: argparse.Namespace) -> int:
         if args.resume != "auto" and not Path(args.resume).is_file():
             raise PreflightError(f"--resume checkpoint not found: {args.resume}")
         cfg.resume, cfg.load_from = True, None if args.resume == "auto" else args.resume
+        resume_from = cfg.load_from or latest_checkpoint(cfg.work_dir)  # auto: what mmengine will pick
+        if resume_from is not None:  # a truncated or foreign file: one line now, not a traceback later
+            try:
+                read_model_checkpoint(str(resume_from))
+            except PreflightError as err:
+                raise PreflightError(f"cannot resume: {err}") from None
     check_data(cfg, ("train_dataloader", "val_dataloader") if cfg.get("val_cfg") is not None
                else ("train_dataloader",))
     if not cfg.get("resume") and not cfg.get("load_from"):

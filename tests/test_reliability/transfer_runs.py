@@ -1,0 +1,90 @@
+"""Helpers of the transfer-side reliability tests: real subprocesses of the project's tools, small pipeline
+configs written for a test, file snapshots, and the records ``docs/reliability.md`` is made from."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / "tools"
+FSIZE = Path(__file__).resolve().parent / "fsize.py"
+TIMEOUT_S = 1800
+
+
+def tool(name: str, *args: str | Path, preexec_fn=None, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+    """``python tools/<name> ARGS`` from the repository root, output captured (pipes: a file-size limit
+    applies to files only, so the error line always comes back)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, str(TOOLS / name), *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, preexec_fn=preexec_fn, timeout=timeout)
+
+
+def tool_failing_at(limit: int, pattern: str, name: str, *args: str | Path) -> subprocess.CompletedProcess:
+    """``tools/<name> ARGS`` under ``fsize.py``: a ``limit``-byte file-size limit from the moment it opens a
+    file matching ``pattern`` for writing."""
+    return tool("../tests/test_reliability/fsize.py", limit, pattern, TOOLS / name, *args)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exactly one ``error:`` line, the last line of stderr, holding every needle; a non-zero exit."""
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    errors = error_lines(proc.stderr)
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == errors[0], proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def temporaries(folder: Path) -> list[str]:
+    """Hidden temporary files of atomic writes (``.<name>.tmp<pid>``) left under ``folder``."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob(".*.tmp*"))
+
+
+def pipeline_config(path: Path, report_dir: Path, tiny: Path, seg: bool) -> Path:
+    """The smallest pipeline of the demo's shape: uniform ResNet-18 pre-training on digits (16 px, 2 epochs,
+    a checkpoint each), publishing, and (``seg``) PSPNet fine-tuning (6 iterations, a checkpoint every 2)
+    and testing on the tiny Cityscapes. Dropout is off so that a fine-tuning resumed by mmengine (which
+    restores weights, optimizer and iteration but not the RNG) computes bit for bit what an uninterrupted
+    one does; everything else is the shipped configs."""
+    tasks = ([dict(task="seg", config=str(ROOT / "configs/transfer/pspnet_r18b-d8_tiny.py"),
+                   cfg_options={"model.decode_head.dropout_ratio": 0.0, "model.auxiliary_head.dropout_ratio": 0.0})]
+             if seg else [])
+    cfg = {
+        "report_dir": str(report_dir), "arch": "resnet18", "seeds": [0], "transfer_seeds": [0],
+        "tiny_data": dict(root=str(tiny), args=[]), "data_roots": dict(cityscapes=str(tiny / "cityscapes")),
+        "pretrain_cfg_options": {"data.img_size": 16, "schedule.epochs": 2, "schedule.milestones": [1],
+                                 "runtime.checkpoint_interval": 1},
+        "transfer_cfg_options": {"val_cfg": None, "val_dataloader": None, "val_evaluator": None,
+                                 "randomness.seed": 0, "train_cfg.max_iters": 6,
+                                 "default_hooks.checkpoint.interval": 2},
+        "methods": [dict(name="uniform", config=str(ROOT / "configs/pretrain/tiny_digits_uniform.py"))],
+        "tasks": tasks,
+    }
+    path.write_text("".join(f"{k} = {v!r}\n" for k, v in cfg.items()))
+    return path
+
+
+def records_path() -> Path:
+    return Path(os.environ.get("DAR_RELIABILITY_RECORDS", ROOT / "work_dirs" / "reliability" / "records.jsonl"))
+
+
+def write_record(kind: str, **fields) -> None:
+    """Append one JSON line for ``docs/reliability.md`` (same file as the pre-training harness's records)."""
+    path = records_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps({"kind": kind, **fields, "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
