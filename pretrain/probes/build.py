@@ -94,6 +94,10 @@ def knn_sets(cfg: ProbeConfig, data: dict, train_set=None, val_set=None):
         folder = dict(type="imagefolder", root=root, train_dir="train", val_dir="val",
                       img_size=data.get("img_size", 224), crop_pct=data.get("crop_pct", 0.875), verify="header")
         bank, queries = build_dataset(folder, "train"), build_dataset(folder, "val")
+        if bank.base.classes != queries.base.classes:  # ImageFolder numbers classes by sorted folder name
+            odd = sorted(set(bank.base.classes) ^ set(queries.base.classes))
+            raise ConfigError(f"probe.knn.root {root}: train/ and val/ hold different class folders "
+                              f"({odd[0]!r} is in only one of them)")
         return eval_view(bank, folder), queries, bank.num_classes
     return eval_view(train_set, data), val_set, train_set.num_classes
 

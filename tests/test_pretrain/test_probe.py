@@ -262,3 +262,32 @@ def test_probe_config_errors_stop_the_run_before_training(tiny, tmp_path):
     assert rc == 2
     rc = tiny.run("uniform", tmp_path / "bad2", f"probe.dense.root={tmp_path / 'nowhere'}")
     assert rc == 2 and not (tmp_path / "bad2" / "epoch_1.pth").exists()
+
+
+def test_knn_on_a_user_imagefolder_equals_the_same_images_from_the_run(tmp_path):
+    """``knn.root`` (ImageFolder train/ + val/) reads PNGs of digits; the run's own sets hold the same pixels."""
+    from torch.utils.data import Subset
+
+    from pretrain.data import Digits
+    from pretrain.probes import Prober
+    from pretrain.probes.build import eval_view
+
+    counts = {"train": 120, "val": 40}
+    for split, n in counts.items():
+        digits = Digits(split, 32)
+        for i in range(n):
+            folder = tmp_path / "folder" / split / str(digits.targets[i])
+            folder.mkdir(parents=True, exist_ok=True)
+            digits.images[i].save(folder / f"{i:04d}.png")
+    model = random_model()
+    cfg = ProbeConfig.from_dict(dict(tasks=["knn"], knn=dict(root=str(tmp_path / "folder"))))
+    from_folder, _ = build_prober(cfg, model, DIGITS)
+    run_train, run_val = build_dataset(DIGITS, "train"), build_dataset(DIGITS, "val")
+    from_run = Prober(["knn"], bank_set=Subset(eval_view(run_train, DIGITS), range(counts["train"])),
+                      query_set=Subset(run_val, range(counts["val"])), num_classes=10)
+    a, b = from_folder(model), from_run(model)
+    assert (a["knn"]["bank"], a["knn"]["queries"]) == (counts["train"], counts["val"])
+    assert a["knn_top1"] == b["knn_top1"]
+    (tmp_path / "folder" / "val" / "9").rename(tmp_path / "folder" / "val" / "nine")
+    with pytest.raises(ConfigError, match="different class folders"):
+        build_prober(cfg, model, DIGITS)
