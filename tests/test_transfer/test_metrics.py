@@ -24,9 +24,9 @@ def test_hook_rewrites_metrics_json_after_val_and_test(tmp_path):
     hook.after_val_epoch(runner, {"mIoU": np.float32(1.5)})
     first = json.loads((tmp_path / METRICS_FILE).read_text())
     assert first == {"task": "seg", "config": "configs/x.py", "backbone": "b.pth",
-                     "backbone_meta": {"arch": "resnet50"}, "metrics": {"mIoU": 1.5}}
+                     "backbone_meta": {"arch": "resnet50"}, "seed": None, "arch": None, "metrics": {"mIoU": 1.5}}
     hook.after_test_epoch(runner, {"mIoU": 2.0})
     assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 2.0}
-    hook.after_val_epoch(runner, {})  # nothing evaluated: the last result stays
+    hook.after_val_epoch(runner, {})  # nothing evaluated by a non-COCO metric: the last result stays
     assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 2.0}
     assert [p.name for p in tmp_path.iterdir()] == [METRICS_FILE]  # no temp file left behind

@@ -2,11 +2,20 @@
 its atomic writer live in :mod:`pretrain.workdir`; the task names in :mod:`transfer.tasks`).
 
 ``metrics.json`` = ``{"task": "det"|"ins"|"pose"|"seg", "config": path, "backbone": path or null,
-"backbone_meta": dict or null, "metrics": {toolbox metric name: float}}``, rewritten atomically after every
-validation and test, so it always holds the newest evaluation.
+"backbone_meta": dict or null, "seed": fine-tuning seed or null, "arch": backbone architecture or null,
+"metrics": {toolbox metric name: float}}``, rewritten atomically after every validation and test, so it
+always holds the newest evaluation. ``backbone`` null is a randomly initialised backbone (the tables'
+scratch row, grouped by ``arch`` and paired with the other rows by ``seed``).
+
+Metrics never vanish: when a detector returns no detections at all, mmdet's ``CocoMetric`` logs "the
+testing results of the whole dataset is empty" and returns nothing; the hook then writes what COCO
+evaluation gives for an empty result set -- pycocotools' ``COCOeval`` run on the same ground truth with no
+detections: 0 for every AP/AR where the val set has objects, -1 where it has none of that size.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,10 +42,65 @@ def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def metrics_record(task: str, config: str, backbone: str | None, backbone_meta: Mapping | None,
-                   metrics: Mapping[str, Any]) -> dict:
+                   metrics: Mapping[str, Any], seed: int | None = None, arch: str | None = None) -> dict:
     return {"task": task, "config": str(config), "backbone": backbone,
             "backbone_meta": dict(backbone_meta) if backbone_meta else None,
-            "metrics": clean_metrics(metrics)}
+            "seed": seed, "arch": arch, "metrics": clean_metrics(metrics)}
+
+
+def backbone_arch(model) -> str | None:
+    """The timm architecture a built model's backbone has (``resnet18`` for a depth-18 ResNet, the timm
+    name of a ``TimmFeatureBackbone``), read from the module; None when it cannot tell."""
+    backbone = getattr(model, "module", model)  # DDP-wrapped or not
+    backbone = getattr(backbone, "backbone", None)
+    if getattr(backbone, "model_name", None):
+        return str(backbone.model_name)
+    depth = getattr(backbone, "depth", None)
+    return f"resnet{depth}" if depth and "ResNet" in type(backbone).__name__ else None
+
+
+# mmdet's CocoMetric: stats index of each metric item (mmdet.evaluation.metrics.coco_metric, 3.3).
+_COCO_STATS = {"mAP": 0, "mAP_50": 1, "mAP_75": 2, "mAP_s": 3, "mAP_m": 4, "mAP_l": 5, "AR@100": 6, "AR@300": 7,
+               "AR@1000": 8, "AR_s@1000": 9, "AR_m@1000": 10, "AR_l@1000": 11}
+_COCO_ITEMS = {"bbox": ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"),
+               "proposal": ("AR@100", "AR@300", "AR@1000", "AR_s@1000", "AR_m@1000", "AR_l@1000")}
+
+
+def empty_result_metrics(evaluator) -> dict[str, float]:
+    """What each mmdet ``CocoMetric`` of ``evaluator`` reports for a result set without a single
+    detection, under the names it would have used: pycocotools' COCOeval on its ground truth, images,
+    categories, IoU thresholds and max-detection settings, with an empty detection set. Metrics that
+    never evaluated (no ground truth loaded) are left out."""
+    from mmdet.evaluation import CocoMetric
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    out: dict[str, float] = {}
+    for metric in getattr(evaluator, "metrics", []):
+        gt = getattr(metric, "_coco_api", None)  # loaded by its first evaluation
+        if not isinstance(metric, CocoMetric) or gt is None:
+            continue
+        empty = COCO()
+        empty.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
+                         "annotations": []}
+        empty.createIndex()
+        for name in metric.metrics:
+            if name not in ("bbox", "segm", "proposal"):
+                continue
+            ev = COCOeval(gt, empty, "bbox" if name == "proposal" else name)
+            ev.params.catIds = list(metric.cat_ids or gt.getCatIds())
+            ev.params.imgIds = list(metric.img_ids or gt.getImgIds())
+            ev.params.maxDets = list(metric.proposal_nums)
+            ev.params.iouThrs = metric.iou_thrs
+            with contextlib.redirect_stdout(io.StringIO()):  # its summary table; mmdet logs its own
+                ev.evaluate()
+                ev.accumulate()
+                ev.summarize()
+            items = metric.metric_items or _COCO_ITEMS.get(name, _COCO_ITEMS["bbox"])
+            for item in items:
+                key = item if name == "proposal" else f"{name}_{item}"
+                out[f"{metric.prefix}/{key}" if metric.prefix else key] = float(f"{ev.stats[_COCO_STATS[item]]:.3f}")
+    return out
 
 
 class MetricsJsonHook(Hook):
@@ -47,14 +111,28 @@ class MetricsJsonHook(Hook):
     def __init__(self, task: str, config: str, backbone: str | None, backbone_meta: Mapping | None):
         self.task, self.config, self.backbone, self.backbone_meta = task, config, backbone, backbone_meta
 
-    def _write(self, runner, metrics: Mapping[str, Any] | None) -> None:
-        if not metrics or not is_main_process():
+    def _write(self, runner, metrics: Mapping[str, Any] | None, evaluator) -> None:
+        if not is_main_process():
             return
-        write_metrics(Path(runner.work_dir), metrics_record(self.task, self.config, self.backbone,
-                                                            self.backbone_meta, metrics))
+        missing = {k: v for k, v in empty_result_metrics(evaluator).items() if k not in (metrics or {})}
+        if missing:
+            runner.logger.warning(f"no detections: {len(missing)} COCO metrics written as COCOeval gives them for an "
+                                  "empty detection set (0, or -1 where the val set has no objects of that size)")
+            metrics = {**(metrics or {}), **missing}
+        if not metrics:
+            return
+        seed = getattr(runner, "seed", None)
+        write_metrics(Path(runner.work_dir), metrics_record(
+            self.task, self.config, self.backbone, self.backbone_meta, metrics,
+            seed=None if seed is None else int(seed), arch=backbone_arch(getattr(runner, "model", None))))
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._write(runner, metrics)
+        self._write(runner, metrics, _loop_evaluator(runner, "val_loop"))
 
     def after_test_epoch(self, runner, metrics=None) -> None:
-        self._write(runner, metrics)
+        self._write(runner, metrics, _loop_evaluator(runner, "test_loop"))
+
+
+def _loop_evaluator(runner, loop: str):
+    """The evaluator of a built val/test loop, or None (a loop that is still a config dict has none)."""
+    return getattr(getattr(runner, f"_{loop}", None), "evaluator", None)
