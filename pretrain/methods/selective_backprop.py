@@ -3,7 +3,7 @@
 Config: ``method=dict(type='selective_backprop', start=0.5, end=0.9, keep=0.5, scale_factor=1.0, interrupt=2)``.
 
 On a selecting step (``start <= t/T < end``, except every ``interrupt``-th batch of an epoch) the loaded
-batch is scored with no gradient at ``floor(scale_factor * r)`` px by ``pretrain.selection.online.
+batch is scored with no gradient at ``floor(scale_factor * r)`` px by ``pretrain.selection.scoring.
 score_losses`` (BatchNorm on batch statistics, dropout off, every parameter, buffer, flag and RNG state
 restored bit-exactly: Composer scores in train mode, so BN running statistics absorb the scoring images),
 and ``floor(keep * b)`` samples are trained, unweighted, drawn toward high loss. A batch that would keep
@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from ..cost import TRAIN_FLOPS_PER_FORWARD
-from ..selection.online import score_losses
 from ..selection.samplers import derive_seed
+from ..selection.scoring import score_losses
 from ..selection.selective_backprop import (
     SelectiveBackpropParams,
     kept_count,

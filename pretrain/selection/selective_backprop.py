@@ -11,7 +11,7 @@ Pure parts, no model and no global RNG:
   from those probabilities (sequentially, ``torch.multinomial``) with an explicit generator.
 
 Scoring itself (a no-grad forward at ``scale_factor`` resolution that leaves the model untouched) is
-``pretrain.selection.online.score_losses``; the adapter owns the per-rank generator.
+``pretrain.selection.scoring.score_losses``; the adapter owns the per-rank generator.
 """
 
 from __future__ import annotations

@@ -215,8 +215,8 @@ def simulate(world=1, rank=0, steps=None, method=None):
 
 
 def test_select_scores_without_side_effects_and_draws_from_the_rank_generator():
-    from pretrain.selection.online import score_losses
     from pretrain.selection.samplers import derive_seed
+    from pretrain.selection.scoring import score_losses
 
     picks, method = simulate()
     model = method.services.model
