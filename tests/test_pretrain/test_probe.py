@@ -228,10 +228,20 @@ def test_tool_bad_input_is_one_error_line(tmp_path, tiny):
 
 
 # --------------------------------------------------------------------------------- the hook in a run
-def test_probe_hook_writes_probe_lines_and_meta_without_touching_training(tiny, scenes, tmp_path):
-    work_dir = tmp_path / "run"
-    assert tiny.run("uniform", work_dir, "probe.every=3", f"probe.dense.root={scenes}", "probe.dense.steps=50",
-                    "probe.knn.k=10") == 0
+def probe_options(scenes: Path) -> tuple[str, ...]:
+    return ("probe.every=3", f"probe.dense.root={scenes}", "probe.dense.steps=50", "probe.knn.k=10")
+
+
+@pytest.fixture(scope="module")
+def probed(tiny, scenes, tmp_path_factory) -> Path:
+    """An uninterrupted tiny uniform run with probes after epochs 3 and 6."""
+    work_dir = tmp_path_factory.mktemp("probed")
+    assert tiny.run("uniform", work_dir, *probe_options(scenes)) == 0
+    return work_dir
+
+
+def test_probe_hook_writes_probe_lines_and_meta_without_touching_training(tiny, probed):
+    work_dir = probed
     log = tiny.log(work_dir)
     probes = [r for r in log if r["type"] == "probe"]
     epochs = [r for r in log if r["type"] == "epoch"]
@@ -255,6 +265,21 @@ def test_probe_hook_writes_probe_lines_and_meta_without_touching_training(tiny, 
     assert all(torch.equal(reference[k], v) for k, v in weights.items())
     assert [e["train_loss"] for e in epochs] == [e["train_loss"] for e in tiny.log(tiny.finished("uniform"))
                                                  if e["type"] == "epoch"]
+
+
+WALL = ("probe_wall_s", "probe_wall_s_total")
+
+
+@pytest.mark.slow
+def test_probe_lines_and_totals_survive_a_resume(tiny, scenes, probed, tmp_path):
+    work_dir = tmp_path / "resumed"
+    assert tiny.run("uniform", work_dir, *probe_options(scenes), "runtime.max_steps=150") == 0  # stops in epoch 4
+    assert [r["epoch"] for r in tiny.log(work_dir) if r["type"] == "probe"] == [3]
+    assert tiny.run("uniform", work_dir, *probe_options(scenes), resume=True) == 0
+    def strip(r: dict) -> dict:
+        return {k: v for k, v in r.items() if k not in WALL}
+    resumed = [strip(r) for r in tiny.log(work_dir) if r["type"] == "probe"]
+    assert resumed == [strip(r) for r in tiny.log(probed) if r["type"] == "probe"]
 
 
 def test_probe_config_errors_stop_the_run_before_training(tiny, tmp_path):
