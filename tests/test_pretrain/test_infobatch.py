@@ -231,6 +231,39 @@ if __name__ == "__main__":
     worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
 
 
+
+def test_the_trainer_trains_on_the_weighted_batch_mean(tmp_path):
+    """One real ``Trainer.run_step`` with InfoBatch weights in force: the gradient it steps with is that of
+    ``sum(w_i l_i) / B`` computed by hand on a copy of the model (and not that of the plain mean)."""
+    import copy
+
+    import torch.nn.functional as F
+    from mmengine import Config
+
+    from pretrain.config import build_config
+    from pretrain.env import Env
+    from pretrain.trainer import Trainer
+
+    cfg = build_config(Config.fromfile(str(Path(__file__).resolve().parents[2] / "configs/pretrain/tiny_digits_infobatch.py")))
+    trainer = Trainer(cfg, Env(), tmp_path)
+    method = trainer.method
+    method.weights = torch.where(torch.arange(method.run.num_samples) % 3 == 0, 2.0, 1.0)  # as a pruned epoch has
+    method.weighted = True
+    images, targets, indices = next(iter(trainer.feed.begin(1, 0)))
+    trainer.steps = trainer.feed.steps_in_epoch()  # as run_epoch sets it
+    batch = trainer.to_device(images, targets, indices)
+    w = method.weights[indices]
+    assert set(w.tolist()) == {1.0, 2.0}
+    trainer.model.train()
+    ref = copy.deepcopy(trainer.model)
+    by_hand = (w * F.cross_entropy(ref(batch.images), batch.targets, reduction="none")).sum() / len(indices)
+    grads = torch.autograd.grad(by_hand, list(ref.parameters()))
+    plain = torch.autograd.grad(F.cross_entropy(ref(batch.images), batch.targets), list(ref.parameters()))
+    trainer.run_step(batch)
+    got = [p.grad for p in trainer.model.parameters()]
+    assert all(torch.allclose(g, h, rtol=1e-4, atol=1e-6) for g, h in zip(got, grads, strict=True))
+    assert not all(torch.allclose(g, h, rtol=1e-3, atol=1e-5) for g, h in zip(got, plain, strict=True))
+
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
 def harness():
     import sys
