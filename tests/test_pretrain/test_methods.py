@@ -115,7 +115,7 @@ def test_loss_weights_and_lr_factor_are_applied_by_the_trainer(probe, tmp_path):
     base_lr = twin.optimizer.param_groups[0]["lr"]
     for group in twin.optimizer.param_groups:
         group["lr"] *= 0.5
-    losses = F.cross_entropy(twin.model(images).float(), targets, reduction="none")
+    losses = F.cross_entropy(twin.model(twin.model_input(images)).float(), targets, reduction="none")
     twin.optimizer.zero_grad()
     (2.5 * losses).mean().backward()
     twin.optimizer.step()
@@ -142,7 +142,7 @@ def test_forward_samples_leaves_the_model_as_it_was(probe, tmp_path):
     t.model.eval()
     with torch.no_grad():
         x = torch.stack([t.train_set[i][0] for i in idx.tolist()])
-        expect = t.model(x).float()
+        expect = t.model(t.model_input(x)).float()
     torch.testing.assert_close(t.method.services.forward_samples(idx)[1], expect)
     assert t.meter.forwards == {16: 15}  # three passes of 5 samples at the training resolution
 
@@ -197,7 +197,7 @@ idx = torch.tensor([3, 9, 1, 3, 1000, 7, 12])  # 7 samples: rank 0 forwards 4, r
 losses, logits = t.method.services.forward_samples(idx)
 t.model.eval()
 with torch.no_grad():
-    expect = t.model(torch.stack([t.train_set[i][0] for i in idx.tolist()])).float()
+    expect = t.model(t.model_input(torch.stack([t.train_set[i][0] for i in idx.tolist()]))).float()
 assert torch.allclose(logits, expect, atol=1e-5), (logits - expect).abs().max()
 assert torch.allclose(losses, torch.nn.functional.cross_entropy(expect, torch.tensor([t.train_set[i][1] for i in idx.tolist()]), reduction="none"), atol=1e-5)
 assert t.meter.forwards == {16: 4 - rank}, t.meter.forwards
