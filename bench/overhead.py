@@ -193,7 +193,9 @@ def _forward(model: torch.nn.Module, x: torch.Tensor, train_mode: bool) -> None:
 def profile_components(h: Harness, args: argparse.Namespace) -> dict:
     """Per-call seconds of the pieces that make up the overheads, interleaved like the steps."""
     b = args.batch_size
-    images, targets, _ = h.streams["online"].next()
+    images, targets, indices = h.streams["online"].next()
+    batch = h.trainer.to_device(images, targets, indices)  # model input as the trainer makes it (uint8 -> normalised)
+    images, targets = batch.images, batch.targets
     model = h.model
     selectors = {r: h.methods[f"online_r{r}"].selector for r in args.resolutions}
     scratch = copy.deepcopy(model)  # train-mode forwards update BN statistics: keep them off the real model
