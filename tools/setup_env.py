@@ -2,11 +2,11 @@
 
     python3 tools/setup_env.py [--mmcv lite|full] [--force] [--venv DIR]
 
-``--mmcv`` picks the OpenMMLab stack (default: the one the venv already has, else ``full``):
+``--mmcv`` picks the OpenMMLab stack (default: the one the venv already has, else ``lite``):
 
 - ``lite``: the registry's ``mmcv-lite==2.1.0`` (mmcv's Python code, no compiled ops; a 1 MB wheel). The
   ops the recipes call (RoIAlign, NMS / batched NMS, sigmoid focal loss) come from
-  :mod:`transfer.mm.mmcv_ops_lite` on torchvision's prebuilt CPU/CUDA kernels; any other mmcv op raises
+  :mod:`transfer.mm.mmcv_lite_ops` on torchvision's prebuilt CPU/CUDA kernels; any other mmcv op raises
   one line saying to use ``--mmcv full``. A fresh setup takes minutes and needs no compiler.
 - ``full``: mmcv 2.1.0 with all its compiled ops (step 4 below; 20+ minutes the first time).
 
@@ -59,7 +59,7 @@ SPECIAL = {"torch", "torchvision", "mmcv", "xtcocotools", *TOOLBOXES}
 # `transfer` first: on the lite stack it provides mmcv's ops module before `mmcv.ops` is imported.
 CHECK_IMPORTS = "import torch, torchvision, timm, mmengine, transfer, mmcv.ops, mmdet, mmseg, mmpose, xtcocotools, pretrain"
 STACKS = ("lite", "full")
-DEFAULT_STACK = "full"  # becomes "lite" once the torchvision ops module is hooked in
+DEFAULT_STACK = "lite"  # see README "Environment": the recipes need only ops torchvision has, bit-exact
 STACK_FILE = ".dar-transfer-stack"  # in the venv: the stack it was set up with
 
 
