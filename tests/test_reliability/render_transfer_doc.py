@@ -7,11 +7,12 @@ override with ``DAR_RELIABILITY_RECORDS``). The newest record of each check wins
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer_runs import records_path  # noqa: E402
+from transfer_runs import ROOT, records_path  # noqa: E402
 
 
 def newest(records: list[dict], kind: str, key) -> list[dict]:
@@ -23,6 +24,8 @@ def newest(records: list[dict], kind: str, key) -> list[dict]:
 
 
 def cell(text: str) -> str:
+    """A table cell: pytest's temporary folders as ``<tmp>/``, repository paths relative, ``|`` escaped."""
+    text = re.sub(r"/\S*?/pytest-\d+/", "<tmp>/", text).replace(str(ROOT) + "/", "")
     return text.replace("|", "\\|")
 
 
@@ -37,15 +40,16 @@ def render(records: list[dict]) -> str:
     for r in newest(records, "write_failure", lambda r: r["writer"]):
         lines.append(f"| {r['writer']} | {r['exit_code']} | {'yes' if r['unchanged'] else 'NO'} "
                      f"({r['files_checked']} file(s)) | {len(r['temporaries'])} | `{cell(r['line'])}` |")
-    kills = newest(records, "pipeline_kill", lambda r: "pipeline")
+    kills = newest(records, "pipeline_kill", lambda r: "pipeline") + newest(records, "transfer_resume", lambda r: "ft")
     if kills:
-        lines += ["", "### The pipeline killed mid-stage (SIGKILL to its process group)", "",
-                  "| kills | pipeline runs | compared with an uninterrupted pipeline | identical | seconds (wall) |",
+        lines += ["", "### Killed mid-run (SIGKILL to the whole process group), then rerun", "",
+                  "| what was killed | kills | runs | compared with an uninterrupted run | identical |",
                   "|---|---|---|---|---|"]
         for r in kills:
-            secs = ", ".join(f"{k} {v}" for k, v in r["seconds"].items())
-            lines.append(f"| {'; '.join(r['kills'])} | {r['runs']} | {', '.join(r['compared'])} | "
-                         f"{'yes' if r['identical'] else 'NO'} | {secs} |")
+            what = ("`tools/pipeline.py` (pre-training + fine-tuning stages)" if r["kind"] == "pipeline_kill"
+                    else f"`tools/train.py {r['config']}` (`--resume`)")
+            lines.append(f"| {what} | {'; '.join(r['kills'])} | {r['runs']} | {', '.join(r['compared'])} | "
+                         f"{'yes' if r['identical'] else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -220,7 +220,7 @@ def test_stage_marker_write_failure_then_rerun(pipeline):
 
 
 # -------------------------------------------------------------------------------- kill and resume
-RESUME_OPTIONS = ["--cfg-options", "train_cfg.max_iters=4", "default_hooks.checkpoint.interval=1", "val_cfg=None",
+RESUME_OPTIONS = ["--cfg-options", "train_cfg.max_iters=4", "default_hooks.checkpoint.interval=2", "val_cfg=None",
            "val_dataloader=None", "val_evaluator=None", "randomness.seed=0", "model.decode_head.dropout_ratio=0.0",
            "model.auxiliary_head.dropout_ratio=0.0"]
 
