@@ -57,8 +57,9 @@ def main() -> int:
     recorder = LossRecorder()
     runner.register_hook(recorder)
     runner.train()
-    ext = sys.modules["mmcv._ext"]
-    record = {"ops": "lite" if hasattr(ext, "PROVIDED_BY") else "full",
+    from transfer.mm.mmcv_lite_ops import active
+
+    record = {"ops": "lite" if active() else "full",
               "mmcv": str(Path(mmcv.__file__).parent), "losses": recorder.losses}
     Path(args.work_dir, "losses.json").write_text(json.dumps(record))
     return 0

@@ -217,6 +217,13 @@ def build_ext_module() -> types.ModuleType:
         importlib.machinery.ModuleSpec("mmcv._ext", _ExtLoader(), origin=__file__))
 
 
+def active() -> bool:
+    """True when ``mmcv._ext`` is this module's stand-in (asked of its ``__dict__``: the stand-in answers
+    every other name with a kernel, so ``hasattr`` would say yes to anything)."""
+    ext = sys.modules.get("mmcv._ext")
+    return ext is not None and vars(ext).get("PROVIDED_BY") == __name__
+
+
 def compiled_ops_installed() -> bool | None:
     """True when the installed mmcv has its compiled ``_ext``, False for mmcv-lite, None without mmcv;
     found from the files, without importing mmcv."""
@@ -229,9 +236,8 @@ def compiled_ops_installed() -> bool | None:
 def install() -> bool:
     """Provide ``mmcv._ext`` from this module when mmcv has no compiled ops (or ``DAR_TRANSFER_MMCV_OPS=
     torchvision``). Call before the first ``import mmcv.ops``. True when installed (now or before)."""
-    current = sys.modules.get("mmcv._ext")
-    if current is not None:
-        return getattr(current, "PROVIDED_BY", None) == __name__
+    if "mmcv._ext" in sys.modules:
+        return active()
     forced = os.environ.get(FORCE_ENV, "").lower() == "torchvision"
     if not forced and compiled_ops_installed() is not False:
         return False

@@ -1,0 +1,212 @@
+"""The GPU check behind ``bench/gpu_check.sh``: each part a subprocess with its own time limit, one JSON.
+
+Parts (real mode, one H100/H200, about 8 minutes at most):
+
+1. ``doctor``     -- ``python -m transfer.mm.doctor``: versions, mmcv ops, CUDA, the four reference models;
+2. ``ops``        -- ``bench/gpu_ops.py --device cuda``: RoIAlign / NMS / batched NMS / focal loss on CUDA
+                     against the CPU (largest differences), and the golden tests on CUDA;
+3. ``vs_timm``    -- ``bench/vs_timm.py``: a ResNet-50 pre-training step at 224 px, bf16 autocast,
+                     channels_last, ours against timm's train.py (images/s);
+4. ``overhead``   -- ``bench/overhead.py``: DaR and online step / uniform step on the GPU;
+5. ``finetune``   -- ``tools/train.py`` on each tiny recipe (Faster R-CNN, Mask R-CNN, RetinaNet, PSPNet,
+                     SimpleBaseline; ResNet-50, random init): one training iteration and validation on CUDA.
+
+A part whose script lacks the options it needs (e.g. ``--device``) is reported ``skipped`` with the
+reason, never run half-way. ``--dry`` (or ``GPU_CHECK_DRY=1``) runs on the CPU in well under a minute: the
+doctor (``--brief``), the ops comparison CPU against CPU, and for the other parts the command lines, the
+scripts' option parsing and the configs with their overrides -- so the check cannot rot unnoticed.
+Exit status 1 when a part failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(ROOT))  # pretrain/, transfer/ when not installed
+from benchlib import machine, write_json  # noqa: E402
+
+# recipe -> (tiny config, tiny data subfolder); each runs one iteration of batch 2
+RECIPES = {
+    "faster_rcnn": ("faster-rcnn_r50_fpn_tiny", "coco"),
+    "mask_rcnn": ("mask-rcnn_r50_fpn_tiny", "coco"),
+    "retinanet": ("retinanet_r50_fpn_tiny", "coco"),
+    "pspnet": ("pspnet_r50b-d8_tiny", "cityscapes"),
+    "simplebaseline": ("td-hm_res50_tiny", "coco"),
+}
+ONE_ITERATION = ["train_cfg.max_epochs=1", "train_dataloader.batch_size=2", "train_dataloader.dataset.indices=2",
+                 "default_hooks.logger.interval=1"]
+GPU_STEP = ["--arch", "resnet50", "--img-size", "224"]
+GPU_FLAGS = {"--device": "cuda", "--amp": "bf16", "--channels-last": None}  # what a GPU comparison needs
+LIMITS_S = {"doctor": 45, "ops": 60, "vs_timm": 150, "overhead": 75, "finetune_each": 30}  # sum: 8 min
+DRY_LIMIT_S = 600  # the dry run checks that things run, not how fast (a shared CI machine may crawl)
+
+
+def run(cmd: list[str], limit_s: float, cwd: Path = ROOT) -> dict:
+    """Run one command; its status, time, and the tail of its output when it failed."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "error": f"over its {limit_s:.0f} s limit", "command": cmd,
+                "wall_s": round(time.perf_counter() - start, 1)}
+    record = {"status": "ok" if proc.returncode == 0 else "failed", "command": cmd,
+              "wall_s": round(time.perf_counter() - start, 1)}
+    if proc.returncode != 0:
+        record["error"] = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
+    record["stdout_tail"] = proc.stdout.strip().splitlines()[-12:]
+    return record
+
+
+def missing_options(script: Path, options: list[str]) -> list[str]:
+    """The options ``script --help`` does not list (its parser is the judge of what it supports)."""
+    proc = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script.name} --help failed: {proc.stderr.strip()[-300:]}")
+    return [opt for opt in options if opt not in proc.stdout]
+
+
+def gpu_flags() -> list[str]:
+    return [part for flag, value in GPU_FLAGS.items() for part in ([flag] if value is None else [flag, value])]
+
+
+def limit(part: str, dry: bool) -> float:
+    return DRY_LIMIT_S if dry else LIMITS_S[part]
+
+
+def part_doctor(dry: bool) -> dict:
+    return run([sys.executable, "-m", "transfer.mm.doctor", *(["--brief"] if dry else [])], limit("doctor", dry))
+
+
+def part_ops(dry: bool, out_dir: Path) -> dict:
+    out = out_dir / "ops.json"
+    record = run([sys.executable, str(ROOT / "bench" / "gpu_ops.py"), "--device", "cpu" if dry else "cuda",
+                  "--out", str(out)], limit("ops", dry))
+    if record["status"] == "ok":
+        record["result"] = json.loads(out.read_text())
+    if not dry:
+        goldens = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda",
+                       "tests/test_stack/test_mmcv_lite_goldens.py"], LIMITS_S["ops"])
+        record["goldens_on_cuda"] = {k: goldens[k] for k in ("status", "stdout_tail")}
+        if goldens["status"] != "ok":
+            record["status"] = "failed"
+    return record
+
+
+def part_bench(name: str, cmd_tail: list[str], dry: bool, out_dir: Path) -> dict:
+    """vs_timm / overhead: run on the GPU only if the script takes the GPU options."""
+    script = ROOT / "bench" / f"{name}.py"
+    out = out_dir / f"{name}.json"
+    cmd = [sys.executable, str(script), *cmd_tail, *gpu_flags(), "--out", str(out)]
+    try:
+        lacking = missing_options(script, [*GPU_FLAGS, "--out"])
+    except (RuntimeError, subprocess.TimeoutExpired) as err:
+        return {"status": "failed", "command": cmd, "error": str(err)}
+    if lacking:
+        return {"status": "skipped", "command": cmd,
+                "reason": f"bench/{name}.py has no {', '.join(lacking)} option(s), needed to measure on the GPU"}
+    if dry:
+        return {"status": "dry", "command": cmd}
+    record = run(cmd, LIMITS_S[name])
+    if record["status"] == "ok" and out.is_file():
+        record["result"] = json.loads(out.read_text())
+    return record
+
+
+def read_scalars(work_dir: Path) -> dict | None:
+    """The last training-loss record mmengine's LocalVisBackend wrote (``<time>/vis_data/scalars.json``)."""
+    for path in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        for line in reversed(path.read_text().splitlines()):
+            record = json.loads(line)
+            if "loss" in record:
+                return {k: v for k, v in record.items() if k.startswith("loss") or k in ("iter", "lr")}
+    return None
+
+
+def finetune_commands(data: Path, work: Path) -> dict[str, list[str]]:
+    return {name: [sys.executable, str(ROOT / "tools" / "train.py"), str(ROOT / "configs" / "transfer" / f"{cfg}.py"),
+                   "--backbone", "none", "--data-root", str(data / subset), "--work-dir", str(work / name),
+                   "--cfg-options", *ONE_ITERATION]
+            for name, (cfg, subset) in RECIPES.items()}
+
+
+def part_finetune(dry: bool, out_dir: Path) -> dict:
+    data, work = out_dir / "tiny", out_dir / "finetune"
+    commands = finetune_commands(data, work)
+    if dry:  # the configs load with the overrides, through tools/train.py's own parser and config loading
+        from transfer.mm.cli import get_train_parser, load_config
+
+        results = {}
+        for name, cmd in commands.items():
+            cfg, _ = load_config(get_train_parser().parse_args(cmd[2:]))
+            if cfg.train_dataloader.dataset.get("indices") != 2 or cfg.train_cfg.max_epochs != 1:
+                return {"status": "failed", "error": f"{name}: the one-iteration overrides did not apply"}
+            results[name] = {"status": "dry", "command": cmd}
+        return {"status": "dry", "recipes": results}
+    made = run([sys.executable, str(ROOT / "tools" / "make_tiny_data.py"), str(data)], 60)
+    if made["status"] != "ok":
+        return {"status": "failed", "error": "tools/make_tiny_data.py: " + made.get("error", "")}
+    results = {}
+    for name, cmd in commands.items():
+        record = run(cmd, LIMITS_S["finetune_each"])
+        record["losses"] = read_scalars(work / name)
+        metrics = work / name / "metrics.json"
+        record["metrics"] = json.loads(metrics.read_text()).get("metrics") if metrics.is_file() else None
+        results[name] = record
+    return {"status": "ok" if all(r["status"] == "ok" for r in results.values()) else "failed", "recipes": results}
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
+    parser.add_argument("--dry", action="store_true", default=os.environ.get("GPU_CHECK_DRY") == "1",
+                        help="CPU only, in well under a minute: checks that every part still runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "work_dirs" / "bench" / "gpu_check.json")
+    parser.add_argument("--parts", nargs="+", default=["doctor", "ops", "vs_timm", "overhead", "finetune"],
+                        choices=["doctor", "ops", "vs_timm", "overhead", "finetune"])
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+
+    if not args.dry and not torch.cuda.is_available():
+        print("error: no GPU visible (torch.cuda.is_available() is False); --dry checks the script on the CPU",
+              file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    report = {"dry": args.dry, "device": "cpu" if args.dry else "cuda", "machine": machine(), "parts": {}}
+    with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
+        tmp = Path(tmp)
+        for part in args.parts:
+            print(f"[gpu_check] {part} ...", flush=True)
+            if part == "doctor":
+                record = part_doctor(args.dry)
+            elif part == "ops":
+                record = part_ops(args.dry, tmp)
+            elif part == "vs_timm":
+                record = part_bench("vs_timm", [*GPU_STEP, "--batch-size", "128", "--workers", "8", "--reps", "2",
+                                                "--steps", "30", "--skip", "5"], args.dry, tmp)
+            elif part == "overhead":
+                record = part_bench("overhead", [*GPU_STEP, "--batch-size", "64", "--reps", "10", "--parts", "steps"],
+                                    args.dry, tmp)
+            else:
+                record = part_finetune(args.dry, tmp)
+            report["parts"][part] = record
+            print(f"[gpu_check] {part}: {record['status']}", flush=True)
+    report["wall_s"] = round(time.perf_counter() - start, 1)
+    write_json(args.out, report)
+    failed = [p for p, r in report["parts"].items() if r["status"] == "failed"]
+    print(f"[gpu_check] wrote {args.out} in {report['wall_s']} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))
