@@ -1,7 +1,8 @@
 """OpenMMLab glue: what mmdet, mmseg and mmpose need to fine-tune our timm backbones.
 
 :mod:`.compat` (fixes for the stack on current PyTorch / NumPy 2, applied when :mod:`transfer` is
-imported; on the lite stack the first provides mmcv's ops from :mod:`.mmcv_lite_ops`), :mod:`.checkpoint` (reading and verified loading of backbone weights), :mod:`.backbones`
+imported; on the lite stack it first provides mmcv's ops from :mod:`.mmcv_lite_ops`),
+:mod:`.checkpoint` (reading and verified loading of backbone weights), :mod:`.backbones`
 (``VerifiedPretrainedMixin``, ``TimmFeatureBackbone``), :mod:`.mmdet` / :mod:`.mmseg` / :mod:`.mmpose`
 (``DarResNet`` registered in each toolbox: the modules configs name in ``custom_imports``),
 :mod:`.preflight` (checks and config edits before a Runner is built), :mod:`.metrics` (the
