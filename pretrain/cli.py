@@ -142,9 +142,18 @@ def main(args: argparse.Namespace) -> int:
         if main_rank:
             print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a write that failed (full disk, file-size limit): the previous file is intact
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    from .preempt import PREEMPTED, PREEMPTED_EXIT_CODE
+
+    if summary is None and trainer.stop_reason == PREEMPTED:  # every rank: srun / torchrun pass it on
+        if env.main:
+            print(f"preempted: checkpoint written; resume with --resume (work dir {work_dir})")
+        return PREEMPTED_EXIT_CODE
     if env.main:
         if summary is None:
             print(f"stopped at runtime.{trainer.stop_reason}; resume with --resume (work dir {work_dir})")

@@ -124,6 +124,8 @@ class RuntimeConfig:
     checkpoint_interval: int = 1  # epoch_<n>.pth every n epochs (and the last)
     eval_interval: int = 1  # validation every n epochs (and the last)
     max_steps: int | None = None  # stop after this many updates with a resumable step_<n>.pth
+    preempt_signals: tuple = ("SIGTERM", "SIGUSR1")  # finish the step, step_<n>.pth, exit 75 (pretrain.preempt)
+    checkpoint_minutes: float | None = None  # also a step_<n>.pth this often (the newest kept)
 
     def validate(self) -> None:
         if self.amp not in (None, "bf16", "fp16"):
@@ -132,6 +134,15 @@ class RuntimeConfig:
         _positive_int("runtime.eval_interval", self.eval_interval)
         _positive_int("runtime.cpu_threads", self.cpu_threads, allow_none=True)
         _positive_int("runtime.max_steps", self.max_steps, allow_none=True)
+        from .preempt import parse_signals
+
+        try:
+            parse_signals(self.preempt_signals)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        minutes = self.checkpoint_minutes
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes <= 0):
+            raise ConfigError(f"runtime.checkpoint_minutes must be a positive number or None, got {minutes!r}")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ class Hook:
     def after_epoch(self, trainer: Trainer) -> None: ...
     def after_train(self, trainer: Trainer) -> None: ...
 
+    def wrap_batches(self, trainer: Trainer, batches):
+        """The epoch's batch iterator, passed through each hook in turn (e.g. to agree across ranks)."""
+        return batches
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -149,5 +153,8 @@ def default_hooks(trainer: Trainer) -> list[Hook]:
 
     bn = [BNRecalibrateHook(trainer.cfg.bn_recalibrate)] if trainer.cfg.bn_recalibrate else []
     probe = [ProbeHook(trainer.cfg.probe)] if trainer.cfg.probe else []
-    return [MaxStepsHook(trainer.cfg.runtime.max_steps), ProgressBarHook(), SelectionDumpHook(), EvalHook(), *bn,
-            LogHook(), *probe, CheckpointHook()]
+    from .preempt import PreemptHook
+
+    rt = trainer.cfg.runtime
+    return [MaxStepsHook(rt.max_steps), ProgressBarHook(), SelectionDumpHook(), EvalHook(), *bn,
+            LogHook(), *probe, CheckpointHook(), PreemptHook(rt.preempt_signals, rt.checkpoint_minutes)]

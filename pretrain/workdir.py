@@ -110,11 +110,17 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2, newlin
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj, path)`` through a temporary file."""
+    """``torch.save(obj, path)`` through a temporary file. Serialised in memory first (as mmengine's
+    checkpoint writer does): a failed write is then the OS's ``OSError`` (EFBIG, ENOSPC) naming the file,
+    where ``torch.save`` to a path raises an opaque ``RuntimeError`` ("unexpected pos ...")."""
+    import io
+
     import torch
 
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
 
@@ -176,9 +182,21 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record as one line (``log.jsonl`` grows by a line per epoch)."""
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Append one record as one line (``log.jsonl`` grows by a line per epoch). A write that fails half
+    way (a full disk, a file-size limit) is cut back off: the file keeps its whole lines only."""
+    data = memoryview((json.dumps(record) + "\n").encode())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            while data:  # unbuffered: a short write is seen here, not at close
+                data = data[os.write(fd, data):]
+        except OSError as err:
+            os.ftruncate(fd, start)
+            err.filename = err.filename or str(path)
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_log(work_dir: str | Path) -> list[dict[str, Any]] | None:

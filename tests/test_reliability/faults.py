@@ -5,8 +5,9 @@ It wraps four seams of the real code (no product code is changed, nothing is moc
 
 * ``step <global_step>``      -- after each optimizer update (``Trainer.run_step``);
 * ``selection <epoch>``       -- on entering the method's end-of-epoch rule (``method.end_epoch``);
-* ``checkpoint <file name>``  -- inside ``torch.save`` to a file: the bytes are serialised first, then
-  written in two parts (the checkpoint's temporary file, ``backbone.pth``'s, ...);
+* ``checkpoint <file name>``  -- inside the write of a ``.pth`` file (``Path.write_bytes``, which the
+  project's atomic ``torch.save`` uses, or ``torch.save`` to a path): the bytes are written in two parts
+  (the checkpoint's temporary file, ``backbone.pth``'s, ...);
 * ``pointer <file name>``     -- before ``last_checkpoint`` is pointed at a new checkpoint.
 
 Environment (set by ``harness.py``):
@@ -77,6 +78,26 @@ def install() -> None:
         return None
 
     torch.save = save
+
+    real_write_bytes = Path.write_bytes
+
+    def write_bytes(self, data):  # pretrain.workdir.atomic_save serialises first, then writes the bytes
+        name = self.name
+        final = name[1:].rsplit(".tmp", 1)[0] if name.startswith(".") and ".tmp" in name else name
+        if not final.endswith(".pth") or not mark("checkpoint", final):
+            return real_write_bytes(self, data)
+        parts = HOLD.split(":")
+        data = bytes(data)
+        cut = int(len(data) * (float(parts[2]) if len(parts) > 2 else 0.5))
+        with open(self, "wb") as out:
+            out.write(data[:cut])
+            out.flush()
+            os.fsync(out.fileno())
+            hold()
+            out.write(data[cut:])
+        return len(data)
+
+    Path.write_bytes = write_bytes
 
     real_pointer = ckpt.write_last_checkpoint
 

@@ -85,6 +85,10 @@ class Report:
     def kills(self) -> list[Moment]:
         return [r.moment for r in self.runs if r.kind == "killed" and r.moment]
 
+    @property
+    def signalled(self) -> list[Moment]:
+        return [r.moment for r in self.runs if r.kind not in ("killed", "reference", "resumed") and r.moment]
+
 
 # -- running ------------------------------------------------------------------------------------------
 def _free_port() -> int:
@@ -160,10 +164,14 @@ def run_to_end(config, work_dir: Path, options: list[str], ranks: int, resume: b
 
 
 def run_and_kill(config, work_dir: Path, options: list[str], ranks: int, resume: bool, logs: Path,
-                 moment: Moment, rng: random.Random) -> RunRecord:
-    """Start a run, SIGKILL one of its processes at ``moment``, wait until every process is gone."""
+                 moment: Moment, rng: random.Random, sig: signal.Signals = signal.SIGKILL) -> RunRecord:
+    """Start a run, send ``sig`` to one of its processes at ``moment``, wait until every process is gone.
+
+    SIGKILL: the process dies inside the hold. Any other signal is one pre-training catches: the hold
+    is short (1 s), the run carries on from it and must stop with the preemption exit code."""
     holds = moment.point != "step"
-    launch = Launch(command(config, work_dir, options, resume, ranks), logs, moment.hold() if holds else "")
+    hold_s = None if sig == signal.SIGKILL else 1.0
+    launch = Launch(command(config, work_dir, options, resume, ranks), logs, moment.hold() if holds else "", hold_s)
     # rank 0 alone writes checkpoints; every rank trains steps and applies the end-of-epoch rule
     rank = 0 if moment.point in ("checkpoint", "pointer") else rng.randrange(ranks)
     target = ("holding", moment.hold()) if holds else ("step", moment.key)
@@ -175,12 +183,24 @@ def run_and_kill(config, work_dir: Path, options: list[str], ranks: int, resume:
                 raise AssertionError(f"the run ended (exit {launch.proc.returncode}) before {moment}:\n{launch.tail()}")
             assert time.time() < deadline, f"{moment} not reached in {RUN_TIMEOUT_S} s"
             time.sleep(0.01)
-    # a step has no hold: the signal lands a little into the next step; a hold lasts 10 s
+    # a step has no hold: the signal lands a little into the next step
     time.sleep(moment.fraction * (0.05 if not holds else 0.5))
-    os.kill(victim, signal.SIGKILL)
+    os.kill(victim, sig)
     code = launch.wait()
-    assert code != 0, f"the killed run exited 0:\n{launch.tail()}"
-    return RunRecord("killed", code, time.time() - launch.t0, moment, rank)
+    if sig == signal.SIGKILL:
+        assert code != 0, f"the run exited 0 after SIGKILL:\n{launch.tail()}"
+    else:
+        assert preempted(code, launch.tail(20000), ranks), f"no preemption exit after {sig.name} (exit {code}):\n{launch.tail()}"
+    return RunRecord("killed" if sig == signal.SIGKILL else sig.name, code, time.time() - launch.t0, moment, rank)
+
+
+def preempted(code: int, output: str, ranks: int) -> bool:
+    """The preemption exit (75): the process's own code, or under torchrun every worker's in its report."""
+    from pretrain.launch import PREEMPTED_EXIT_CODE
+
+    if ranks == 1:
+        return code == PREEMPTED_EXIT_CODE
+    return code != 0 and len(re.findall(rf"exitcode\s*:\s*{PREEMPTED_EXIT_CODE}\b", output)) >= 1
 
 
 # -- choosing moments ------------------------------------------------------------------------------------
@@ -290,10 +310,12 @@ def _config_name(config: str | Path) -> str:
 
 def kill_and_resume(config: str | Path, tmp_path: Path, kills: int = 2, ranks: int = 1, seed: int = 0,
                     options: list[str] | None = None, reference: Reference | None = None,
-                    record: bool = True) -> Report:
+                    record: bool = True, terms: int = 0, term_signal: str = "SIGTERM") -> Report:
     """The whole check (see the module docstring); raises AssertionError naming any difference.
 
-    ``reference``: an uninterrupted run of the same config, options and ranks to reuse (else one is run).
+    ``terms``: moments that get ``term_signal`` (caught: the run stops with a checkpoint) instead of
+    SIGKILL, in a seeded order among the kills. ``reference``: an uninterrupted run of the same config,
+    options and ranks to reuse (else one is run).
     """
     options = list(options or [])
     report = Report(_config_name(config), ranks, seed, options)
@@ -302,19 +324,44 @@ def kill_and_resume(config: str | Path, tmp_path: Path, kills: int = 2, ranks: i
         report.runs.append(reference.run)
     cut, logs = tmp_path / "interrupted", tmp_path / "runs"
     rng = random.Random(seed)
-    moments = choose_moments(reference.events, kills, rng)
-    assert len(moments) == kills, f"the run has fewer than {kills} seams to kill at: {reference.events}"
-    for i, moment in enumerate(moments):
-        report.runs.append(run_and_kill(config, cut, options, ranks, i > 0, logs / f"kill_{i}", moment, rng))
+    moments = choose_moments(reference.events, kills + terms, rng)
+    assert len(moments) == kills + terms, f"the run has fewer than {kills + terms} seams: {reference.events}"
+    signals = [signal.SIGKILL] * kills + [signal.Signals[term_signal]] * terms
+    rng.shuffle(signals)
+    index = {event: i for i, event in enumerate(reference.events)}
+    for i, sig in enumerate(signals):
+        # a resume starts after its checkpoint: a moment at or before it cannot come again (a caught
+        # signal runs on to the next step); draw another of the same kind after it, before the next one
+        floor, moment = resume_floor(cut, index), moments[i]
+        if index[(moment.point, moment.key)] <= floor:
+            stop = index[(moments[i + 1].point, moments[i + 1].key)] if i + 1 < len(moments) else len(index)
+            window = reference.events[floor + 1:max(stop, floor + 2)]
+            if not window:
+                break
+            moment = moments[i] = Moment(*rng.choice([e for e in window if e[0] == moment.point] or window),
+                                         moment.fraction)
+        report.runs.append(run_and_kill(config, cut, options, ranks, i > 0, logs / f"kill_{i}", moment, rng, sig))
     code, wall, _ = run_to_end(config, cut, options, ranks, True, logs / "resume_last")
     report.runs.append(RunRecord("resumed", code, wall))
     report.compared, report.differences = compare_work_dirs(reference.work_dir, cut)
     report.stale_temporaries = sorted(p.name for p in cut.rglob(".*.tmp*"))
     if record:
-        write_record("sigkill", report_fields(report))
-    assert not report.differences, (f"{config} killed at {[m.hold() for m in moments]} and resumed differs from "
-                                    f"the uninterrupted run: {summarize(report.differences)}")
+        write_record("interruptions", report_fields(report))
+    where = [(m.hold(), s.name) for m, s in zip(moments, signals, strict=True)]
+    assert not report.differences, (f"{config} interrupted at {where} and resumed differs from the uninterrupted "
+                                    f"run: {summarize(report.differences)}")
     return report
+
+
+def resume_floor(work_dir: Path, index: dict[tuple[str, str], int]) -> int:
+    """The reference-timeline position a resume of ``work_dir`` starts after (-1: from scratch)."""
+    pointer = work_dir / "last_checkpoint"
+    if not pointer.is_file():
+        return -1
+    name = Path(pointer.read_text().strip()).name
+    if name.startswith("step_"):  # a mid-epoch stop after that step
+        return index.get(("step", name[len("step_"):-len(".pth")]), -1)
+    return index.get(("pointer", name), -1)
 
 
 def summarize(diffs: list[str], limit: int = 12) -> str:
@@ -349,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="SIGKILL a tiny pre-training at seeded moments, resume, compare.")
     p.add_argument("config")
     p.add_argument("--kills", type=int, default=5)
+    p.add_argument("--terms", type=int, default=0, help="moments that get SIGTERM instead (caught: checkpoint, exit 75)")
     p.add_argument("--ranks", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", default=None, help="where the runs go (default: a temporary folder)")
@@ -358,8 +406,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         report = kill_and_resume(args.config, Path(args.work_dir or tmp), args.kills, args.ranks, args.seed,
-                                 args.cfg_options)
-    print(f"{report.config}: {len(report.kills)} kills ({', '.join(m.hold() for m in report.kills)}), "
+                                 args.cfg_options, terms=args.terms)
+    print(f"{report.config}: {len(report.kills)} SIGKILLs, {len(report.signalled)} SIGTERMs "
+          f"({', '.join(r.moment.hold() for r in report.runs if r.moment)}), "
           f"{len(report.runs)} runs on {args.ranks} rank(s); identical: {'; '.join(report.compared)}")
     return 0
 
