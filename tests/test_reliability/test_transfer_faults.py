@@ -260,6 +260,11 @@ def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(published, 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     out = resumed.stdout + resumed.stderr
     assert "resumed epoch: 0, iter: 2" in out and "Advance dataloader 2 steps" in out
+    # the checkpoint both runs wrote before the kill: a difference here is not the resume's
+    a2, b2 = (torch.load(d / "iter_2.pth", map_location="cpu", weights_only=False)["state_dict"]
+              for d in (cut, tmp_path / "ref"))
+    before = [k for k in a2 if not torch.equal(a2[k], b2[k])]
+    assert before == [], f"the two runs differ already before the kill (not a resume problem): {before[:5]}"
     a = torch.load(cut / "iter_4.pth", map_location="cpu", weights_only=False)
     b = torch.load(tmp_path / "ref" / "iter_4.pth", map_location="cpu", weights_only=False)
     assert a["state_dict"].keys() == b["state_dict"].keys()
