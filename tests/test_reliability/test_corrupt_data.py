@@ -8,13 +8,14 @@ a loader worker fails to decode days later.
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from harness import ROOT, Launch, compare_work_dirs, run_to_end, write_record
+from harness import ROOT, Launch, _log, compare_work_dirs, run_to_end, write_record
 from PIL import Image
 
 from pretrain.data import BadImageError, build_dataset
@@ -161,3 +162,33 @@ def _wait_for(launch: Launch, point: str, timeout: float = 300) -> None:
 def _record(what: str, runs: int, compared: list[str]) -> None:
     write_record("bad_data", {"config": str(CONFIG.relative_to(ROOT)), "what": what, "ranks": 1, "runs": runs,
                               "compared": compared})
+
+
+def test_a_file_corrupted_mid_run_on_rank_1_stops_both_ranks_with_one_line(tmp_path):
+    """The file goes bad where rank 1 (not rank 0) reads it in epoch 2: both ranks stop at the same step
+    (the per-step agreement of pretrain.preempt), rank 0 prints the failing rank's line, and after the
+    fix a 2-rank --resume finishes."""
+    from harness import command
+
+    from pretrain.selection.samplers import UniformSampler
+
+    files = make_jpeg_folder(tmp_path / "data")
+    opts = options(tmp_path / "data", "data.batch_size=4")  # 2 x 4: the single-rank global batch
+    sampler = UniformSampler(len(files), seed=0, num_replicas=2, rank=1)
+    sampler.set_epoch(2)
+    victim = files[list(sampler)[3]]  # rank 1's fourth sample of epoch 2
+    cut = tmp_path / "run"
+    launch = Launch(command(CONFIG, cut, opts, False, 2), tmp_path / "logs_cut", hold="pointer:epoch_1.pth", hold_s=3)
+    _wait_for(launch, "holding")
+    original = truncate(victim)
+    code = launch.wait()
+    out = launch.out.read_text()
+    errors = _error_lines(out)
+    assert code != 0 and len(errors) == 1 and str(victim) in errors[0], out[-3000:]
+    assert len(re.findall(r"exitcode\s*:\s*2\b", out)) >= 1 and not re.search(r'File ".*/pretrain/', out), out[-3000:]
+    assert (cut / "last_checkpoint").read_text().strip().endswith("epoch_1.pth")
+    victim.write_bytes(original)
+    run_to_end(CONFIG, cut, opts, 2, True, tmp_path / "logs_resume")
+    assert [x["epoch"] for x in _log(cut) if x.get("type") == "epoch"] == [1, 2, 3]
+    _record("a JPEG truncated mid-run where rank 1 of 2 reads it: both ranks stop, one error line, "
+            "--resume after the fix", 2, ["exit codes", "the error line", "last_checkpoint", "log.jsonl epochs"])
