@@ -211,7 +211,8 @@ def mmcv_build_plan(info: dict, environ: dict[str, str], nvcc: bool) -> tuple[st
     (plus ``$CUDA_INC_PATH`` and ``$CUDNN_HOME/include``) on the include path; a toolkit holding only nvcc
     and the runtime, as CUDA 13's pip-style installs do, lacks the libraries' headers (``cusparse.h``,
     ``cublas_v2.h``) that torch's own CUDA headers include. The torch wheel's ``nvidia`` packages ship them:
-    that folder becomes ``CUDA_INC_PATH`` unless the toolkit has them or the caller set it."""
+    that folder becomes ``CUDA_INC_PATH`` unless the toolkit has them or the caller set it. ``CUDA_HOME`` is
+    set to the toolkit (:func:`toolkit_home`) unless the caller set it."""
     build = {"MMCV_WITH_OPS": "1", "MAX_JOBS": environ.get("MAX_JOBS") or str(os.cpu_count() or 2)}
     with_cuda = bool(nvcc and info.get("cuda") and (info.get("gpu") or environ.get("FORCE_CUDA") == "1"))
     tag = "cpu"
@@ -223,11 +224,26 @@ def mmcv_build_plan(info: dict, environ: dict[str, str], nvcc: bool) -> tuple[st
         arch_tag = "-".join("sm" + a.replace(".", "").replace("+PTX", "ptx")
                             for a in re.split(r"[;\s]+", archs.strip()) if a) or "allarch"
         tag = f"cu{info['cuda'].replace('.', '')}_{arch_tag}"
-        cuda_home = Path(environ.get("CUDA_HOME") or environ.get("CUDA_PATH") or "/usr/local/cuda")
+        cuda_home = Path(environ.get("CUDA_HOME") or environ.get("CUDA_PATH") or toolkit_home(environ))
+        if not (environ.get("CUDA_HOME") or environ.get("CUDA_PATH")):
+            build["CUDA_HOME"] = str(cuda_home)
         headers = wheel_headers_with(Path(info["site"]), "cusparse.h")
         if not (cuda_home / "include" / "cusparse.h").exists() and headers and not environ.get("CUDA_INC_PATH"):
             build["CUDA_INC_PATH"] = str(headers)
     return f"mmcv-{MMCV_VERSION}_torch{info['torch']}_py{info['py']}_{tag}", build
+
+
+def toolkit_home(environ: dict[str, str], default: str = "/usr/local/cuda") -> str:
+    """The CUDA toolkit folder. torch takes ``dirname(dirname(which nvcc))``, which for a wrapper script
+    such as ``/usr/local/bin/nvcc`` (``exec /usr/local/cuda-13.0/bin/nvcc``) is ``/usr/local``: no CUDA
+    headers or ``libcudart`` there. Use nvcc's folder only if it is a toolkit (has ``include/cuda_runtime.h``),
+    else ``default``."""
+    nvcc = shutil.which("nvcc", path=environ.get("PATH"))
+    if nvcc:
+        home = Path(nvcc).resolve().parents[1]
+        if (home / "include" / "cuda_runtime.h").exists():
+            return str(home)
+    return default
 
 
 def has_nvcc(environ: dict[str, str]) -> bool:

@@ -106,3 +106,26 @@ def test_an_unknown_stack_is_one_error_line():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("setup_env.py: error: argument --mmcv")
+
+
+def test_toolkit_home_sees_through_an_nvcc_wrapper(tmp_path):
+    """torch takes dirname(dirname(which nvcc)); a wrapper script (/usr/local/bin/nvcc here) would make that
+    /usr/local, without CUDA headers or libcudart. A symlinked nvcc leads to its toolkit."""
+    wrapper = tmp_path / "wrap" / "bin" / "nvcc"
+    wrapper.parent.mkdir(parents=True)
+    wrapper.write_text("#!/bin/sh\nexec /opt/cuda/bin/nvcc \"$@\"\n")
+    wrapper.chmod(0o755)
+    assert setup_env.toolkit_home({"PATH": str(wrapper.parent)}, default="/opt/cuda") == "/opt/cuda"
+    toolkit = tmp_path / "cuda-13.0"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "include").mkdir()
+    (toolkit / "include" / "cuda_runtime.h").write_text("")
+    (toolkit / "bin" / "nvcc").write_text("")
+    (toolkit / "bin" / "nvcc").chmod(0o755)
+    link = tmp_path / "links" / "nvcc"
+    link.parent.mkdir()
+    link.symlink_to(toolkit / "bin" / "nvcc")
+    assert setup_env.toolkit_home({"PATH": str(link.parent)}, default="/opt/cuda") == str(toolkit)
+    key, build = setup_env.mmcv_build_plan({**CUDA_TORCH, "site": "/nowhere"},
+                                           {"FORCE_CUDA": "1", "PATH": str(link.parent)}, nvcc=True)
+    assert build["CUDA_HOME"] == str(toolkit) and key.endswith("_cu130_allarch")
