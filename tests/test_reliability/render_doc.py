@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -52,7 +53,8 @@ def newest(records: list[dict], kind: str, key) -> list[dict]:
 
 
 def cell(text: str) -> str:
-    return str(text).replace("|", "\\|")
+    """A table cell: pipes escaped, the tests' temporary folders shown as ``<tmp>``."""
+    return re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+/", "<tmp>/", str(text)).replace("|", "\\|")
 
 
 def _moment(run: dict) -> str:
@@ -109,6 +111,20 @@ def pretrain_inputs(records: list[dict]) -> list[str]:
     return lines
 
 
+def agreement_cost() -> list[str]:
+    path = ROOT / "work_dirs" / "bench" / "agree_overhead.json"
+    lines = ["## Cost of the per-step agreement (`python bench/agree_overhead.py`)", ""]
+    if not path.is_file():
+        return lines + ["(not measured yet)"]
+    b = json.loads(path.read_text())
+    q1, q3 = b["ratio_q1_q3"]
+    return lines + [f"One 3-flag all_reduce before every step: {b['agree_us']:.0f} us against a tiny DDP step of "
+                    f"{b['step_ms']:.1f} ms on {b['ranks']} {b['device']} ranks, i.e. {100 * b['ratio_median']:.2f}% "
+                    f"of a step (quartiles {100 * q1:.2f}-{100 * q3:.2f}%, {b['rounds']} interleaved rounds, "
+                    f"{b['date_utc']} UTC). Every step rather than every k: a rank whose loader failed has no batch "
+                    "to train, so the others must learn it before their next collective."]
+
+
 def transfer_section(records: list[dict]) -> list[str]:
     lines = ["## Transfer and pipeline", ""]
     try:
@@ -120,7 +136,7 @@ def transfer_section(records: list[dict]) -> list[str]:
 
 def render(records: list[dict]) -> str:
     parts = [INTRO.rstrip("\n").splitlines(), interruptions(records), bad_data(records), pretrain_inputs(records),
-             transfer_section(records)]
+             agreement_cost(), transfer_section(records)]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 
 

@@ -159,8 +159,8 @@ def _wait_for(launch: Launch, point: str, timeout: float = 300) -> None:
         time.sleep(0.02)
 
 
-def _record(what: str, runs: int, compared: list[str]) -> None:
-    write_record("bad_data", {"config": str(CONFIG.relative_to(ROOT)), "what": what, "ranks": 1, "runs": runs,
+def _record(what: str, runs: int, compared: list[str], ranks: int = 1) -> None:
+    write_record("bad_data", {"config": str(CONFIG.relative_to(ROOT)), "what": what, "ranks": ranks, "runs": runs,
                               "compared": compared})
 
 
@@ -191,4 +191,4 @@ def test_a_file_corrupted_mid_run_on_rank_1_stops_both_ranks_with_one_line(tmp_p
     run_to_end(CONFIG, cut, opts, 2, True, tmp_path / "logs_resume")
     assert [x["epoch"] for x in _log(cut) if x.get("type") == "epoch"] == [1, 2, 3]
     _record("a JPEG truncated mid-run where rank 1 of 2 reads it: both ranks stop, one error line, "
-            "--resume after the fix", 2, ["exit codes", "the error line", "last_checkpoint", "log.jsonl epochs"])
+            "--resume after the fix", 2, ["exit codes", "the error line", "last_checkpoint", "log.jsonl epochs"], ranks=2)
