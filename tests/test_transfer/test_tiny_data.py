@@ -20,7 +20,7 @@ from transfer.tinydata.generator import (
     label_ids,
 )
 
-NUM_TRAIN, NUM_VAL = 24, 8  # the CLI defaults: what the tiny configs read
+NUM_TRAIN, NUM_VAL, SIZE = 200, 50, 128  # the CLI defaults: what the tiny configs read
 
 
 def load_cli():
@@ -57,11 +57,13 @@ def test_instances_masks_boxes_and_colours_agree(data, split):
         image = cv2.imread(str(data / "coco" / f"{split}2017" / info["file_name"]))[:, :, ::-1]
         assert image.shape[:2] == (info["height"], info["width"])
         anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
-        assert len(anns) >= 2  # several objects per image
+        assert 1 <= len(anns) <= 3  # the --objects default
+        short = min(info["height"], info["width"])
         for ann in anns:
             mask = coco.annToMask(ann).astype(bool)
             assert ann["iscrowd"] == 0 and mask.sum() == ann["area"]
             assert mask_extent(mask) == ann["bbox"]
+            assert max(ann["bbox"][2:]) <= 2.2 * 0.3 * short + 2  # radius <= 0.3 short sides (a turned square: 2.19 r)
             # the class follows from the pixels: the object's mean colour is in its class's colour family
             mean = image[mask].mean(axis=0)
             assert int(np.argmax(mean)) == int(np.argmax(TINY_COCO_PALETTE[ann["category_id"] - 1]))
@@ -127,7 +129,7 @@ def test_cityscapes_label_maps(data):
         gt = root / "gtFine" / path.parent.relative_to(root / "leftImg8bit")
         train_ids = cv2.imread(str(gt / f"{stem}_gtFine_labelTrainIds.png"), cv2.IMREAD_UNCHANGED)
         ids = cv2.imread(str(gt / f"{stem}_gtFine_labelIds.png"), cv2.IMREAD_UNCHANGED)
-        assert train_ids.dtype == np.uint8 and train_ids.shape == (128, 256) == cv2.imread(str(path)).shape[:2]
+        assert train_ids.dtype == np.uint8 and train_ids.shape == (SIZE // 2, SIZE) == cv2.imread(str(path)).shape[:2]
         values = set(np.unique(train_ids).tolist())
         assert values <= set(range(19)) | {255}
         assert np.array_equal(ids, label_ids(train_ids))
@@ -154,7 +156,8 @@ def test_cli_refuses_non_empty_or_foreign_folder(tmp_path, capsys):
     out = tmp_path / "data"
     out.mkdir()
     (out / "keep.txt").write_text("user data")
-    for argv in ([str(out)], [str(out), "--overwrite"], [str(tmp_path / "new"), "--size", "10"]):
+    for argv in ([str(out)], [str(out), "--overwrite"], [str(tmp_path / "new"), "--size", "10"],
+                 [str(tmp_path / "new"), "--objects", "3", "1"], [str(tmp_path / "new"), "--object-size", "0.1", "0.9"]):
         assert cli.main(cli.get_args_parser().parse_args(argv)) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1
@@ -232,4 +235,4 @@ def test_mmseg_cityscapes_dataset_finds_every_pair(data, split):
         info = dataset.get_data_info(i)
         assert Path(info["img_path"]).is_file() and Path(info["seg_map_path"]).is_file()
     seg = dataset[0]["gt_seg_map"]
-    assert seg.shape == (128, 256) and set(np.unique(seg).tolist()) <= set(range(19)) | {255}
+    assert seg.shape == (SIZE // 2, SIZE) and set(np.unique(seg).tolist()) <= set(range(19)) | {255}

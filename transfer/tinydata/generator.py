@@ -17,6 +17,7 @@ Everything is drawn from explicit ``numpy.random.Generator`` s: the same seed gi
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from collections.abc import Callable
@@ -57,6 +58,9 @@ _COCO_INFO = {"description": "dar-transfer tiny synthetic COCO", "version": "1.0
               "contributor": "tools/make_tiny_data.py", "date_created": "2017/09/01"}
 _COCO_LICENSES = [{"id": 1, "name": "Same as the source images (BSD-3 / matplotlib license)", "url": ""}]
 DETECTION_FILE = "COCO_val2017_detections_AP_H_56_person.json"
+# Limb and neck width of a mannequin, as a fraction of its height: a full figure, so that its mask area
+# (what COCO's keypoint similarity scales the joint errors by) is ~35 % of its box (0.06 gave ~28 %).
+LIMB_WIDTH = 0.1
 
 
 # ----------------------------------------------------------------------------------------- pixels
@@ -162,9 +166,11 @@ def coco_json(images: list[dict], annotations: list[dict], categories: list[dict
 
 
 # ------------------------------------------------------------------------------ COCO instances
-def shape_mask(rng: np.random.Generator, category_id: int, h: int, w: int) -> np.ndarray:
-    """A filled circle-ish ellipse (1), rotated rectangle (2) or triangle (3) at a random place."""
-    r = rng.uniform(0.08, 0.2) * min(h, w)
+def shape_mask(rng: np.random.Generator, category_id: int, h: int, w: int,
+               radius: tuple[float, float] = (0.15, 0.3)) -> np.ndarray:
+    """A filled circle-ish ellipse (1), rotated rectangle (2) or triangle (3) at a random place, its radius
+    drawn from ``radius`` (fractions of the short side)."""
+    r = rng.uniform(*radius) * min(h, w)
     cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
     mask = np.zeros((h, w), np.uint8)
     if category_id == 1:
@@ -187,23 +193,25 @@ def free(occupied: np.ndarray, mask: np.ndarray, margin: int = 3) -> bool:
 
 
 def shapes_image(rng: np.random.Generator, sources: list[np.ndarray], h: int, w: int,
-                 max_objects: int = 5) -> tuple[np.ndarray, list[dict]]:
-    """A real-image background with 2..``max_objects`` non-touching shapes; (RGB, annotations)."""
+                 objects: tuple[int, int] = (1, 3), radius: tuple[float, float] = (0.15, 0.3)
+                 ) -> tuple[np.ndarray, list[dict]]:
+    """A real-image background with ``objects[0]..objects[1]`` non-touching shapes of ``radius``; (RGB,
+    annotations). Fewer shapes may fit when they are large."""
     image = background(rng, sources, h, w)
     occupied = np.zeros((h, w), bool)
-    objects = []
-    for _ in range(int(rng.integers(2, max_objects + 1))):
+    placed = []
+    for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
         for _try in range(20):
             category_id = int(rng.integers(1, len(TINY_COCO_CLASSES) + 1))
-            ann = mask_to_coco(shape_mask(rng, category_id, h, w))
+            ann = mask_to_coco(shape_mask(rng, category_id, h, w, radius))
             if ann is not None and free(occupied, ann["mask"]):
                 break
         else:
             continue
         occupied |= ann["mask"]
         paint(image, ann.pop("mask"), tinted_texture(rng, sources, h, w, TINY_COCO_PALETTE[category_id - 1]))
-        objects.append({"category_id": category_id, **ann})
-    return image, objects
+        placed.append({"category_id": category_id, **ann})
+    return image, placed
 
 
 def coco_images(rng: np.random.Generator, sources: list[np.ndarray], root: Path, split: str, num_images: int,
@@ -224,10 +232,11 @@ def coco_images(rng: np.random.Generator, sources: list[np.ndarray], root: Path,
 
 
 def coco_instances(rng: np.random.Generator, sources: list[np.ndarray], root: Path, split: str,
-                   num_images: int, size: int) -> dict:
+                   num_images: int, size: int, objects: tuple[int, int] = (1, 3),
+                   radius: tuple[float, float] = (0.15, 0.3)) -> dict:
     """Write ``num_images`` shape images into ``root/<split>2017`` and return the instances json."""
     images, annotations = coco_images(rng, sources, root, split, num_images, size, _ID_BASE[("instances", split)],
-                                      shapes_image)
+                                      functools.partial(shapes_image, objects=objects, radius=radius))
     categories = [{"supercategory": "shape", "id": i + 1, "name": n} for i, n in enumerate(TINY_COCO_CLASSES)]
     return coco_json(images, annotations, categories)
 
@@ -270,7 +279,7 @@ def draw_mannequin(image: np.ndarray, body: np.ndarray, joints: np.ndarray, head
     h, w = image.shape[:2]
     mask = np.zeros((h, w), np.uint8)
     pt = [tuple(int(v) for v in j) for j in joints]
-    thick = max(2, round(0.06 * height))
+    thick = max(2, round(LIMB_WIDTH * height))
     cv2.fillPoly(mask, [np.array([pt[5], pt[6], pt[12], pt[11]], np.int32)], 1)
     for a, b in ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16)):
         cv2.line(mask, pt[a], pt[b], 1, thick)
@@ -285,12 +294,12 @@ def draw_mannequin(image: np.ndarray, body: np.ndarray, joints: np.ndarray, head
 
 
 def persons_image(rng: np.random.Generator, sources: list[np.ndarray], h: int, w: int,
-                  max_persons: int = 3) -> tuple[np.ndarray, list[dict]]:
-    """A real-image background with 1..``max_persons`` separate mannequins; (RGB, annotations)."""
+                  persons: tuple[int, int] = (1, 2)) -> tuple[np.ndarray, list[dict]]:
+    """A real-image background with ``persons[0]..persons[1]`` separate mannequins; (RGB, annotations)."""
     image = background(rng, sources, h, w)
     occupied = np.zeros((h, w), bool)
-    persons = []
-    for _ in range(int(rng.integers(1, max_persons + 1))):
+    found = []
+    for _ in range(int(rng.integers(persons[0], persons[1] + 1))):
         for _try in range(20):
             height = rng.uniform(0.45, 0.8) * h
             joints, head = mannequin_joints(rng, height, rng.uniform(0.2 * height, w - 0.2 * height),
@@ -308,16 +317,17 @@ def persons_image(rng: np.random.Generator, sources: list[np.ndarray], h: int, w
             continue
         image, occupied = trial, occupied | mask
         keypoints = np.concatenate([joints, np.full((17, 1), 2)], axis=1).astype(int).ravel().tolist()
-        persons.append({"category_id": 1, "num_keypoints": 17, "keypoints": keypoints,
-                        "segmentation": ann["segmentation"], "area": ann["area"], "bbox": ann["bbox"]})
-    return image, persons
+        found.append({"category_id": 1, "num_keypoints": 17, "keypoints": keypoints,
+                      "segmentation": ann["segmentation"], "area": ann["area"], "bbox": ann["bbox"]})
+    return image, found
 
 
 def coco_keypoints(rng: np.random.Generator, sources: list[np.ndarray], root: Path, split: str,
-                   num_images: int, size: int) -> dict:
+                   num_images: int, size: int, persons: tuple[int, int] = (1, 2)) -> dict:
     """Write ``num_images`` mannequin images into ``root/<split>2017`` and return the keypoints json."""
     images, annotations = coco_images(rng, sources, root, split, num_images, size,
-                                      _ID_BASE[("person_keypoints", split)], persons_image)
+                                      _ID_BASE[("person_keypoints", split)],
+                                      functools.partial(persons_image, persons=persons))
     return coco_json(images, annotations, [coco_skeleton_category()])
 
 
@@ -412,22 +422,33 @@ def cityscapes_split(rng: np.random.Generator, sources: list[np.ndarray], root: 
 
 
 # -------------------------------------------------------------------------------------- driver
-def generate(out: Path, seed: int = 0, num_train: int = 24, num_val: int = 8, size: int = 256,
-             log: Callable[[str], None] = print) -> dict:
-    """Write all tiny datasets under ``out`` (must be empty or absent); return the meta dict."""
+def generate(out: Path, seed: int = 0, num_train: int = 200, num_val: int = 50, size: int = 128,
+             log: Callable[[str], None] = print, objects: tuple[int, int] = (1, 3),
+             object_size: tuple[float, float] = (0.15, 0.3), persons: tuple[int, int] = (1, 2),
+             classification: tuple[int, int] = (1350, 450)) -> dict:
+    """Write all tiny datasets under ``out`` (must be empty or absent); return the meta dict.
+
+    ``objects``: shapes per COCO instances image (min, max); ``object_size``: their radius range as
+    fractions of the image's short side; ``persons``: mannequins per keypoints image (min, max);
+    ``classification``: (train, val) images of the synthetic pre-training set in ``out/shapes``
+    (:mod:`.classification`; (0, 0): none). The
+    defaults give few, large objects at a low resolution: what a detector learns in a few hundred CPU
+    iterations (docs/tiny_data.md has the measurements)."""
     out = Path(out)
     # Independent streams per (set, split): changing one set's size leaves the others' bytes alone.
     names = ["sources", "detections"] + [f"{n}/{s}" for n in ("instances", "person_keypoints", "cityscapes")
-                                         for s in ("train", "val")]
+                                         for s in ("train", "val")] + ["shapes/train", "shapes/val"]
     seeds = np.random.SeedSequence(seed).spawn(len(names))
     rngs = {name: np.random.default_rng(s) for name, s in zip(names, seeds, strict=True)}
     source_paths = source_image_paths()
     sources = load_sources(source_paths, rngs["sources"])
     coco, counts = out / "coco", {}
     splits = {"train": num_train, "val": num_val}
+    content = {"instances": dict(objects=tuple(objects), radius=tuple(object_size)),
+               "person_keypoints": dict(persons=tuple(persons))}
     for name, make in (("instances", coco_instances), ("person_keypoints", coco_keypoints)):
         for split, n in splits.items():
-            data = make(rngs[f"{name}/{split}"], sources, coco, split, n, size)
+            data = make(rngs[f"{name}/{split}"], sources, coco, split, n, size, **content[name])
             write_json(coco / "annotations" / f"{name}_{split}2017.json", data)
             counts[f"coco/{name}_{split}2017"] = {"images": len(data["images"]),
                                                    "annotations": len(data["annotations"])}
@@ -440,8 +461,17 @@ def generate(out: Path, seed: int = 0, num_train: int = 24, num_val: int = 8, si
         stems = cityscapes_split(rngs[f"cityscapes/{split}"], sources, out / "cityscapes", split, n, size)
         counts[f"cityscapes/{split}"] = {"images": len(stems)}
         log(f"cityscapes {split}: {len(stems)} images of {size}x{size // 2}")
+    if any(classification):
+        from .classification import SHAPE_CLASSES, shapes_classification  # it draws with this module's parts
+
+        for split, n in zip(("train", "val"), classification, strict=True):
+            per_class = shapes_classification(rngs[f"shapes/{split}"], sources, out / "shapes", split, n)
+            counts[f"shapes/{split}"] = {"images": sum(per_class), "classes": len(SHAPE_CLASSES)}
+            log(f"shapes {split} (synthetic classification, ImageFolder): {sum(per_class)} images of 32x32, "
+                f"{len(SHAPE_CLASSES)} classes")
     meta = {"generator": "tools/make_tiny_data.py", "seed": seed, "num_train": num_train,
-            "num_val": num_val, "size": size, "sources": [p.name for p in source_paths] or ["noise"],
+            "num_val": num_val, "size": size, "objects": list(objects), "object_size": list(object_size),
+            "persons": list(persons), "classification": list(classification), "sources": [p.name for p in source_paths] or ["noise"],
             "coco_classes": list(TINY_COCO_CLASSES), "counts": counts}
     write_json(out / "meta.json", meta)
     (out / "README.txt").write_text(readme_text(meta))
@@ -457,6 +487,8 @@ def readme_text(meta: dict) -> str:
              "              annotations/person_keypoints_{train,val}2017.json (person, 17 keypoints),",
              f"              person_detection_results/{DETECTION_FILE}, images in train2017/, val2017/",
              "cityscapes/   leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/",
-             "              *_gtFine_labelTrainIds.png (0..18, 255 ignore) + *_gtFine_labelIds.png", "", "Counts:"]
+             "              *_gtFine_labelTrainIds.png (0..18, 255 ignore) + *_gtFine_labelIds.png",
+             "shapes/       SYNTHETIC classification set for pre-training (ImageFolder: {train,val}/<class>/*.png)",
+             "", "Counts:"]
     lines += [f"  {k}: " + ", ".join(f"{n} {what}" for what, n in v.items()) for k, v in meta["counts"].items()]
     return "\n".join(lines) + "\n"
