@@ -144,7 +144,7 @@ def generated(spec: PipelineSpec, root: str) -> bool:
 def check_data(spec: PipelineSpec) -> None:
     if spec.pretrain_data:
         root = spec.data_roots[spec.pretrain_data]
-        if not Path(root).exists():
+        if not Path(root).exists() and not generated(spec, root):
             raise PipelineError(f"missing stage input: pre-training data root {root} does not exist (set it with "
                                 f"--cfg-options data_roots.{spec.pretrain_data}=PATH)")
     if not spec.tiny_data:

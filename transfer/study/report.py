@@ -33,10 +33,15 @@ def write_report(spec: PipelineSpec, stages: list[Stage], work_dirs: list[Path],
              f"Generated {_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by `{command}`; "
              f"this invocation took {fmt_s(wall_s)} (stage times below include earlier invocations).", "",
              "Methods: " + ", ".join(f"`{m.name}` ({m.config})" for m in spec.methods)
-             + f"; pre-training seeds {list(spec.seeds)}, fine-tuned from seeds {list(spec.transfer_seeds)}.",
+             + f"; pre-training seeds {list(spec.seeds)}, fine-tuned from seeds {list(spec.transfer_seeds)}"
+             + (" (each with its own fine-tuning seed), and from a randomly initialised backbone (`scratch`) with "
+                "the same seeds" if spec.scratch else "") + ".",
              "Rows are means over seeds (± sample std when there are several); each Δ row is that method minus the "
-             "uniform baseline of the same backbone. Cost is the pre-training cost relative to uniform training, "
-             "in trained samples and in FLOPs (online selection's scoring passes count in FLOPs).", ""]
+             "uniform baseline of the same backbone: the mean of the per-seed differences, with the paired 95% t "
+             "interval [low, high] when two or more seeds pair up -- an interval that holds 0 is noise at this "
+             "sample size. The scratch rows stand apart at the bottom of each table: Δ scratch is what "
+             "pre-training buys. Cost is the pre-training cost relative to uniform training, in trained samples "
+             "and in FLOPs (online selection's scoring passes count in FLOPs).", ""]
     for key, title in SECTIONS:
         if key in tables:
             lines += [f"## {title}", "", to_markdown(tables[key])]
@@ -44,7 +49,15 @@ def write_report(spec: PipelineSpec, stages: list[Stage], work_dirs: list[Path],
             lines += [_img(plots["kept_fraction"], layout.root, "Kept fraction per epoch"), ""]
     if "accuracy_vs_cost" in plots:
         lines += ["## Accuracy against pre-training cost", "",
+                  "Each method at its relative pre-training FLOPs, error bars ± one seed std; the dashed line is the "
+                  "scratch fine-tuning (no pre-training, band ± its std).", "",
                   _img(plots["accuracy_vs_cost"], layout.root, "Accuracy vs cost"), ""]
+    if "probes" in plots:
+        lines += ["## Transfer probes during pre-training", "",
+                  "The `probe` lines of each pre-training log.jsonl (frozen backbone: kNN top-1 on the pre-training "
+                  "val set, dense linear probe mIoU on the tiny segmentation set) against epoch and against the "
+                  "pre-training cost spent so far; mean ± std over seeds.", "",
+                  _img(plots["probes"], layout.root, "Probes"), ""]
     dar = [k for k in plots if k.startswith("dar_losses_")]
     if dar:
         lines += ["## What DaR dropped", "",

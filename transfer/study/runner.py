@@ -17,7 +17,7 @@ from pretrain.publish import PublishError, publish
 from pretrain.workdir import METRICS_FILE, atomic_write_json, latest_checkpoint
 
 from .progress import Progress, fmt_s
-from .results import load_pretrain_run
+from .results import SCRATCH, load_pretrain_run
 from .spec import PipelineError, PipelineSpec
 from .stages import (
     TOOLS,
@@ -59,7 +59,7 @@ class Runner:
     # ---- what each stage needs and makes ----
     def dependency(self, stage: Stage) -> Stage | None:
         need = NEEDS.get(stage.kind)
-        if need is None:
+        if need is None or (stage.kind == "finetune" and stage.method == SCRATCH):  # scratch: no pre-training
             return None
         return Stage(need, stage.method, stage.seed, stage.entry if need == "finetune" else None)
 
@@ -75,7 +75,7 @@ class Runner:
         elif stage.kind == "publish":
             own = "publish"
         elif stage.kind == "finetune":
-            own = finetune_command(self.spec, self.layout, stage, Path(outs["published"])).digest
+            own = finetune_command(self.spec, self.layout, stage, _backbone(outs)).digest
         else:
             own = test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).digest
         return digest([own, dep_marker["digest"] if dep_marker else ""])
@@ -150,8 +150,9 @@ class Runner:
     def run_pair(self, ft: Stage, test: Stage, progress: Progress) -> None:
         """Fine-tune and test in one worker process (see :mod:`.worker`); mark each stage as it finishes."""
         work = self.layout.transfer(ft.entry, ft.method, ft.seed)
-        published = Path(read_marker(self.layout.marker(self.dependency(ft)))["outputs"]["published"])
-        ft_cmd = finetune_command(self.spec, self.layout, ft, published)
+        dep = self.dependency(ft)
+        ft_cmd = finetune_command(self.spec, self.layout, ft,
+                                  _backbone(read_marker(self.layout.marker(dep))["outputs"] if dep else {}))
         t_args = test_command(self.spec, self.layout, test, Path("CHECKPOINT")).tool_args
         done = self.layout.root / "logs" / f"{ft.id.replace('/', '__')}.done.json"
         done.unlink(missing_ok=True)
@@ -187,7 +188,7 @@ class Runner:
             dep = self.dependency(stage)
             outs = (read_marker(self.layout.marker(dep)) or {}).get("outputs", {}) if dep else {}
             cmd = {"pretrain": lambda: pretrain_command(self.spec, self.layout, stage),
-                   "finetune": lambda: finetune_command(self.spec, self.layout, stage, Path(outs["published"])),
+                   "finetune": lambda: finetune_command(self.spec, self.layout, stage, _backbone(outs)),
                    "test": lambda: test_command(self.spec, self.layout, stage, Path(outs["checkpoint"]))}[stage.kind]()
             log = self.layout.log(stage).with_suffix(f".node{self.spec.launch.node_rank}.log")
             self._run(stage, cmd.full, log, progress)
@@ -233,7 +234,7 @@ class Runner:
             return {"published": str(path)}
         work = self.layout.transfer(stage.entry, stage.method, stage.seed)
         if stage.kind == "finetune":
-            self._run(stage, finetune_command(self.spec, self.layout, stage, Path(outs["published"])).full, log, progress)
+            self._run(stage, finetune_command(self.spec, self.layout, stage, _backbone(outs)).full, log, progress)
             ckpt = latest_checkpoint(work)
             if ckpt is None:
                 raise StageFailed(stage, f"{label(stage)} exited 0 but {work} has no last_checkpoint", log)
@@ -252,6 +253,12 @@ class Runner:
         dirs = [self.layout.pretrain(s.method, s.seed) for s in self.stages if s.kind == "pretrain"]
         dirs += [self.layout.transfer(s.entry, s.method, s.seed) for s in self.stages if s.kind == "test"]
         return [d for d in dirs if d.exists()]
+
+
+def _backbone(publish_outputs: dict[str, Any]) -> Path | None:
+    """The published backbone a fine-tuning starts from; None for scratch (it has no publish stage)."""
+    published = publish_outputs.get("published")
+    return None if published is None else Path(published)
 
 
 def _cpu_seconds() -> float:

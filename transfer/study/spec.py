@@ -7,7 +7,9 @@ A pipeline config is an mmengine python config (see ``configs/pipeline/demo.py``
   :data:`transfer.tasks.TASKS`; ``name``, by default the task, names its stages, folders and table rows, so
   that two recipes of one task, e.g. ``dict(name='retinanet', task='det', ...)`` beside ``dict(task='det',
   ...)``, run side by side);
-- ``seeds`` (pre-training), ``transfer_seeds`` and ``transfer_methods`` (which runs are fine-tuned);
+- ``seeds`` (pre-training), ``transfer_seeds`` and ``transfer_methods`` (which runs are fine-tuned; each
+  fine-tuning runs with its pre-training run's seed); ``scratch=True``: every entry is also fine-tuned from
+  a randomly initialised backbone, once per transfer seed (the tables' ``scratch`` row);
 - ``arch`` (backbone of every method), ``pretrain_cfg_options`` / ``transfer_cfg_options`` (all runs);
 - ``data_roots`` (name -> folder; paths are options: ``--cfg-options data_roots.coco=/datasets/coco``),
   ``pretrain_data`` (the name whose folder becomes ``data.root`` of every pre-training run), a task's
@@ -28,6 +30,7 @@ from transfer.tasks import TASKS
 
 from .errors import PipelineError
 from .launch import Launch
+from .results import SCRATCH
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class PipelineSpec:
     pretrain_data: str | None = None
     tiny_data: dict[str, Any] | None = None  # {"root": ..., "args": [...]}: generated when missing
     launch: Launch = field(default_factory=Launch)
+    scratch: bool = False  # also fine-tune every entry from a randomly initialised backbone
 
     def method(self, name: str) -> MethodSpec:
         return next(m for m in self.methods if m.name == name)
@@ -124,6 +128,9 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
     if d.get("pretrain_data") is not None and d["pretrain_data"] not in data_roots:
         raise PipelineError(f"pretrain_data {d['pretrain_data']!r} is not a key of data_roots {sorted(data_roots)}")
     all_names = [m.name for m in m_specs]
+    if SCRATCH in all_names:
+        raise PipelineError(f"method name {SCRATCH!r} is reserved for the fine-tuning from a randomly initialised "
+                            "backbone (scratch=True); name the pre-training method otherwise")
     tmethods = d.get("transfer_methods")
     unknown = [n for n in tmethods or [] if n not in all_names]
     if unknown:
@@ -141,7 +148,8 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
     return PipelineSpec(Path(report_dir or d["report_dir"]), tuple(m_specs), tuple(t_specs), tuple(seed_list),
                         tuple(tseeds), tuple(tmethods), d.get("seed_key", "seed"), d.get("arch"),
                         d.get("pretrain_cfg_options") or {}, d.get("transfer_cfg_options") or {}, data_roots,
-                        d.get("pretrain_data"), d.get("tiny_data"), Launch.from_config(d.get("launch")))
+                        d.get("pretrain_data"), d.get("tiny_data"), Launch.from_config(d.get("launch")),
+                        bool(d.get("scratch", False)))
 
 
 def _entries(d: dict[str, Any], key: str, required: str) -> list[dict[str, Any]]:

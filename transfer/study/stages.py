@@ -13,6 +13,7 @@ from typing import Any
 from pretrain.workdir import atomic_write_json, latest_checkpoint
 
 from .launch import Launch
+from .results import SCRATCH
 from .spec import PipelineError, PipelineSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,8 @@ class Stage:
 
 def plan(spec: PipelineSpec) -> list[Stage]:
     """All stages in run order: per method and seed pre-train then publish; then each transfer entry's
-    fine-tune + test."""
+    fine-tune + test, and with ``scratch`` the same fine-tuning from a randomly initialised backbone (method
+    ``scratch``, one per transfer seed; no pre-training stage)."""
     stages: list[Stage] = []
     for m in spec.methods:
         for s in spec.seeds:
@@ -45,6 +47,8 @@ def plan(spec: PipelineSpec) -> list[Stage]:
                 continue
             for s in spec.transfer_seeds:
                 stages += [Stage("finetune", m.name, s, t.name), Stage("test", m.name, s, t.name)]
+        for s in spec.transfer_seeds if spec.scratch else ():
+            stages += [Stage("finetune", SCRATCH, s, t.name), Stage("test", SCRATCH, s, t.name)]
     return stages
 
 
@@ -186,21 +190,25 @@ def pretrain_command(spec: PipelineSpec, layout: Layout, stage: Stage) -> Comman
     return Command(args, "pretrain", spec.launch, resume=latest_checkpoint(work) is not None)
 
 
-def _transfer_opts(spec: PipelineSpec, entry: str) -> list[str]:
-    return [*data_root_argv(spec, entry),
-            *options_argv({**spec.transfer_cfg_options, **spec.entry(entry).cfg_options})]
+def _transfer_opts(spec: PipelineSpec, stage: Stage) -> list[str]:
+    """``--data-root`` and ``--cfg-options``; the fine-tuning seed is the stage's seed (so that a method's
+    run with seed s and uniform's pair up, and scratch's seeds differ) unless the options set one."""
+    return [*data_root_argv(spec, stage.entry),
+            *options_argv({"randomness.seed": stage.seed, **spec.transfer_cfg_options,
+                           **spec.entry(stage.entry).cfg_options})]
 
 
-def finetune_command(spec: PipelineSpec, layout: Layout, stage: Stage, backbone: Path) -> Command:
+def finetune_command(spec: PipelineSpec, layout: Layout, stage: Stage, backbone: Path | None) -> Command:
+    """``tools/train.py`` of one fine-tuning; ``backbone`` None: a randomly initialised backbone (scratch)."""
     work, entry = layout.transfer(stage.entry, stage.method, stage.seed), spec.entry(stage.entry)
-    args = [tool("train.py"), entry.config, "--work-dir", str(work), "--backbone", str(backbone),
-            *_transfer_opts(spec, entry.name)]
+    args = [tool("train.py"), entry.config, "--work-dir", str(work), "--backbone",
+            "none" if backbone is None else str(backbone), *_transfer_opts(spec, stage)]
     return Command(args, entry.name, spec.launch, resume=latest_checkpoint(work) is not None, fallback=entry.task)
 
 
 def test_command(spec: PipelineSpec, layout: Layout, stage: Stage, checkpoint: Path) -> Command:
     work, entry = layout.transfer(stage.entry, stage.method, stage.seed), spec.entry(stage.entry)
-    args = [tool("test.py"), entry.config, str(checkpoint), "--work-dir", str(work), *_transfer_opts(spec, entry.name)]
+    args = [tool("test.py"), entry.config, str(checkpoint), "--work-dir", str(work), *_transfer_opts(spec, stage)]
     return Command(args, entry.name, spec.launch, fallback=entry.task)
 
 
