@@ -7,8 +7,8 @@
 # retinanet_r50_fpn_1x_coco.py's but for the settings below.
 # Launch: python tools/train.py configs/transfer/retinanet_r50_fpn_tiny.py --backbone resnet50.pth
 #           [--data-root DIR/coco] (default data/tiny/coco; make it with tools/make_tiny_data.py DIR)
-# Cost: 6 iterations of batch 2 at 128 px, then the val images; not measured on its own (the R18 variant
-#   measured ~25 s CPU for train+test; the R50 one is about Faster R-CNN R50 tiny's, see docs/transfer.md).
+# Cost: 6 iterations of batch 2 at 128 px, then the val images; not measured yet for R50 (the R18
+#   variant's header has its measured time).
 # ResNet-18: retinanet_r18_fpn_tiny.py (same, depth 18 and FPN in_channels [64, 128, 256, 512]).
 _base_ = ['mmdet::_base_/models/retinanet_r50_fpn.py', './_base_/tiny_coco_detection.py',
           './_base_/tiny_det_schedule.py']
