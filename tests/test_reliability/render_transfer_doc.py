@@ -57,8 +57,8 @@ dropout off (the PSPNet heads' `dropout_ratio=0`); with dropout on, the masks af
 another RNG state, so the bits would differ (not tested here). A published file whose metafile entry could not be
 written stays (complete; its name is its hash); rerunning the publish writes the entry.
 
-Open: in one of four runs of the fine-tuning kill test (a checkpoint every iteration, machine at load ~20)
-the resumed weights differed from the uninterrupted run's; three reruns (a checkpoint every 1 and every 2
+Open: in one of five runs of the fine-tuning kill test (a checkpoint every iteration, machine at load ~20)
+the resumed weights differed from the uninterrupted run's; four reruns (a checkpoint every 1 and every 2
 iterations) were identical, and the cause is not known. The test now first compares the checkpoint both
 runs wrote before the kill, so a recurrence shows whether the runs diverged before the kill (the run
 itself is not deterministic) or after it (the resume).
