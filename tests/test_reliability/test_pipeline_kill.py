@@ -21,7 +21,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer_runs import ROOT, TIMEOUT_S, pipeline_config, tool, write_record  # noqa: E402
+from transfer_runs import ROOT, TIMEOUT_S, TINY, pipeline_config, tool, write_record  # noqa: E402
 
 pytestmark = pytest.mark.slow
 PIPELINE = ROOT / "tools" / "pipeline.py"
@@ -73,7 +73,7 @@ def test_pipeline_killed_in_pretraining_and_in_finetuning_resumes_to_the_same_re
     from transfer.tinydata import generate
 
     tiny = tmp_path / "tiny"
-    generate(tiny, seed=0, log=lambda _msg: None)
+    generate(tiny, **TINY)
     ref_cfg = pipeline_config(tmp_path / "ref.py", tmp_path / "ref", tiny, seg=True)
     cut_cfg = pipeline_config(tmp_path / "cut.py", tmp_path / "cut", tiny, seg=True)
     t0 = time.monotonic()

@@ -30,6 +30,7 @@ from fsize import limited  # noqa: E402
 from transfer_runs import (  # noqa: E402
     ROOT,
     TIMEOUT_S,
+    TINY,
     assert_one_error_line,
     pipeline_config,
     snapshot,
@@ -50,7 +51,7 @@ def tiny(tmp_path_factory) -> Path:
     from transfer.tinydata import generate
 
     root = tmp_path_factory.mktemp("tiny") / "data"
-    generate(root, seed=0, log=lambda _msg: None)
+    generate(root, **TINY)
     return root
 
 
