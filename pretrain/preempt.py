@@ -116,8 +116,9 @@ class PreemptHook(Hook):
         """``batches``, each handed out only once every rank agrees nothing stops the run before it."""
         it, yielded = iter(batches), False
         while True:
-            if self._save_due and yielded:  # agreed one step ago: save between two steps
-                self._save_timed(trainer)
+            p = trainer.progress
+            if self._save_due and yielded and p.step_in_epoch < trainer.steps:  # agreed a step ago: save
+                self._save_timed(trainer)  # between two steps; after an epoch's last one, after the next
             error, end, batch = None, False, None
             try:
                 batch = next(it)

@@ -332,10 +332,12 @@ def kill_and_resume(config: str | Path, tmp_path: Path, kills: int = 2, ranks: i
     for i, sig in enumerate(signals):
         # a resume starts after its checkpoint: a moment at or before it cannot come again (a caught
         # signal runs on to the next step); draw another of the same kind after it, before the next one
+        # and a caught signal after the last step has nothing left to stop: the run just finishes
         floor, moment = resume_floor(cut, index), moments[i]
-        if index[(moment.point, moment.key)] <= floor:
+        last = len(index) if sig == signal.SIGKILL else max(j for j, e in enumerate(reference.events) if e[0] == "step")
+        if not floor < index[(moment.point, moment.key)] < last:
             stop = index[(moments[i + 1].point, moments[i + 1].key)] if i + 1 < len(moments) else len(index)
-            window = reference.events[floor + 1:max(stop, floor + 2)]
+            window = reference.events[floor + 1:min(last, max(stop, floor + 2))]
             if not window:
                 break
             moment = moments[i] = Moment(*rng.choice([e for e in window if e[0] == moment.point] or window),
