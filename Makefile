@@ -23,7 +23,7 @@ test: env
 
 ## make test-fast: skip the tests marked slow (full-size model builds, end-to-end runs)
 test-fast: env
-	@$(PY) -m pytest -m "not slow" $(ARGS)
+	@$(PY) -m pytest -m "not slow and not extended" $(ARGS)
 
 doctor: env
 	@$(PY) -m transfer.mm.doctor
