@@ -7,6 +7,8 @@
 # Cost (2-core CPU, 1 thread, at load ~20, so upper bounds): train+test ~30 s CPU. Measured with the
 #   256-wide head, sigma 1, Adam 5e-4 from scratch: keypoint AP 0.03 / 2.8 / 4.7 / 6.0 after 20 / 40 / 60
 #   / 100 iterations (before the mannequins got their fuller bodies): this recipe is the slowest to start.
+#   At these settings, 60 iterations from the synthetic-shapes uniform ResNet-18: keypoint AP 13.6, 37 s CPU
+#   for train + val at load 20 (1 thread) -- below issue 12's target of 20.
 _base_ = ['./td-hm_res50_tiny.py']
 
 backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # replace with --backbone PATH
