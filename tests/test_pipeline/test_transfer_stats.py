@@ -65,3 +65,22 @@ def test_markdown_shows_intervals_and_csv_their_half_widths():
     assert [r["Pre-training"] for r in rows] == ["uniform", SCRATCH, f"Δ {SCRATCH}"]  # no divider in the CSV
     assert float(rows[0]["mIoU ±"]) == pytest.approx(math.sqrt(2), rel=1e-5)  # sample std of 45, 47 (6 digits)
     assert float(rows[2]["mIoU ±"]) == pytest.approx(ci.half_width, rel=1e-5)
+
+
+def test_pretraining_runs_pair_by_the_seed_of_their_dumped_config(tmp_path):
+    import json
+
+    from transfer.study.results import classification_table, load_pretrain_run
+
+    runs = []
+    for method, seed, top1 in (("uniform", 0, 50.0), ("uniform", 1, 54.0), ("dar", 0, 49.0), ("dar", 1, 52.0)):
+        work = tmp_path / f"{method}_s{seed}"
+        work.mkdir()
+        (work / "config.py").write_text(f"seed = {seed}\nmethod = dict(type='{method}')\n")
+        (work / "log.jsonl").write_text(json.dumps({"type": "summary", "method": method, "arch": "resnet18",
+                                                    "relative_cost_samples": 1.0 if method == "uniform" else 0.76,
+                                                    "top1": top1, "top5": 100.0}) + "\n")
+        runs.append(load_pretrain_run(work))
+    assert [r.seed for r in runs] == [0, 1, 0, 1]  # the summary line has no seed; the config dump does
+    delta = classification_table(runs).rows[-1]
+    assert delta.cis["top-1 err"].n == 2 and delta.values["top-1 err"] == pytest.approx(((51 - 50) + (48 - 46)) / 2)

@@ -66,7 +66,16 @@ class PretrainRun:
 
     @property
     def seed(self) -> int | None:
+        """The run's seed: the summary's, else the ``seed`` of the config dumped beside it (the summary line
+        does not carry it), else None (then the run pairs with nothing)."""
         seed = self.summary.get("seed")
+        if seed is None and (self.work_dir / "config.py").is_file():
+            from mmengine.config import Config
+
+            try:
+                seed = Config.fromfile(str(self.work_dir / "config.py")).get("seed")
+            except Exception:  # noqa: BLE001 - an unreadable dump only costs the pairing
+                seed = None
         return None if seed is None else int(seed)
 
     @property
