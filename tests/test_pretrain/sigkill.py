@@ -2,8 +2,8 @@
 
 Not a test file: the method test files import it (``harness()`` in each puts this folder on the path).
 Every run is ``tools/train.py`` in its own process; the kill is a real SIGKILL sent while the process
-trains the epoch after a given epoch checkpoint (not a planned ``max_steps`` stop), so the resume starts
-from that epoch checkpoint and retrains the interrupted epoch from its first step.
+trains a given epoch, a few steps in (not a planned ``max_steps`` stop), so the resume starts from the
+epoch checkpoint before it and retrains the interrupted epoch from its first step.
 """
 from __future__ import annotations
 
@@ -41,16 +41,36 @@ def log_lines(work_dir: Path) -> list[dict]:
     return [json.loads(x) for x in (work_dir / "log.jsonl").read_text().splitlines() if x.strip()]
 
 
-def kill_during_epoch(config: str, work_dir: Path, options: list[str], epoch: int, delay: float = 1.0) -> None:
-    """Start a run and SIGKILL it ``delay`` s after ``epoch_<epoch-1>.pth`` appears (inside ``epoch``)."""
-    proc = subprocess.Popen(_argv(config, work_dir, options, False), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
-    done, deadline = work_dir / f"epoch_{epoch - 1}.pth", time.time() + 600
-    while not done.is_file():
+FAULTS = ROOT / "tests" / "test_reliability" / "faults.py"  # marks each step / end-of-epoch rule in a log
+
+
+def _steps_seen(marks: Path, epoch: int) -> int:
+    """How many ``step`` marks follow the end-of-epoch rule of ``epoch - 1`` in a faults log (-1: not there)."""
+    lines = marks.read_text().splitlines() if marks.is_file() else []
+    points = [ln.split()[2:4] for ln in lines if len(ln.split()) >= 4]
+    if epoch > 1:
+        if ["selection", str(epoch - 1)] not in points:
+            return -1
+        points = points[points.index(["selection", str(epoch - 1)]) + 1:]
+    return sum(1 for point, _ in points if point == "step")
+
+
+def kill_during_epoch(config: str, work_dir: Path, options: list[str], epoch: int, after_steps: int = 2) -> None:
+    """Start a run and SIGKILL it once it has trained ``after_steps`` steps of ``epoch`` (mid-epoch).
+
+    The run goes through ``tests/test_reliability/faults.py``, which only marks each optimizer step and
+    end-of-epoch rule in a log (no hold here): the kill follows the run's own progress, not a sleep, so it
+    lands inside the epoch on a fast machine as on a crowded one.
+    """
+    marks = work_dir.parent / f"{work_dir.name}.faults.log"
+    argv = _argv(config, work_dir, options, False)
+    proc = subprocess.Popen([argv[0], str(FAULTS), *argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**_env(), "DAR_FAULTS_LOG": str(marks)})
+    deadline = time.time() + 600
+    while _steps_seen(marks, epoch) < after_steps:
         assert proc.poll() is None, f"the run ended before epoch {epoch}:\n{proc.stderr.read()[-3000:]}"
         assert time.time() < deadline, "the run is too slow"
-        time.sleep(0.05)
-    time.sleep(delay)
+        time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     proc.stderr.close()
