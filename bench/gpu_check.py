@@ -138,12 +138,23 @@ def finetune_commands(data: Path, work: Path) -> dict[str, list[str]]:
             for name, (cfg, subset) in RECIPES.items()}
 
 
+# a few images per dataset are enough for one iteration and a quick validation
+TINY_DATA = ["--num-train", "8", "--num-val", "4", "--size", "256", "--classification", "0", "0"]
+
+
 def part_finetune(dry: bool, out_dir: Path) -> dict:
     data, work = out_dir / "tiny", out_dir / "finetune"
     commands = finetune_commands(data, work)
+    make_data = [sys.executable, str(ROOT / "tools" / "make_tiny_data.py"), str(data), *TINY_DATA]
     if dry:  # the configs load with the overrides, through tools/train.py's own parser and config loading
+        import importlib.util
+
         from transfer.mm.cli import get_train_parser, load_config
 
+        spec = importlib.util.spec_from_file_location("make_tiny_data", make_data[1])
+        tool = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tool)
+        tool.get_args_parser().parse_args(make_data[2:])  # the data command still parses
         results = {}
         for name, cmd in commands.items():
             cfg, _ = load_config(get_train_parser().parse_args(cmd[2:]))
@@ -151,7 +162,7 @@ def part_finetune(dry: bool, out_dir: Path) -> dict:
                 return {"status": "failed", "error": f"{name}: the one-iteration overrides did not apply"}
             results[name] = {"status": "dry", "command": cmd}
         return {"status": "dry", "recipes": results}
-    made = run([sys.executable, str(ROOT / "tools" / "make_tiny_data.py"), str(data)], 60)
+    made = run(make_data, 60)
     if made["status"] != "ok":
         return {"status": "failed", "error": "tools/make_tiny_data.py: " + made.get("error", "")}
     results = {}
