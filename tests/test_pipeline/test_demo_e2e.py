@@ -37,7 +37,8 @@ def demo(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("demo")
     tiny = tmp / "tiny"
     args = ["--report-dir", str(tmp / "report"), "--cfg-options", f"tiny_data.root={tiny}",
-            f"data_roots.coco={tiny / 'coco'}", f"data_roots.cityscapes={tiny / 'cityscapes'}"]
+            f"data_roots.coco={tiny / 'coco'}", f"data_roots.cityscapes={tiny / 'cityscapes'}",
+            f"data_roots.shapes={tiny / 'shapes'}"]
     first = run_pipeline(args)
     assert first.returncode == 0, first.stderr[-5000:]
     return {"root": tmp / "report", "args": args, "first": first}

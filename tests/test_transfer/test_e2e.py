@@ -85,11 +85,12 @@ def test_resnet18_variant_trains_and_tests_distributed_on_cpu(tiny_root, backbon
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     assert "into DarResNet(depth=18): 120/120 model keys matched" in train.stdout + train.stderr
     assert "aAcc" in read_metrics(work)["metrics"]
-    single, _ = run_tool("test.py", config, work / "iter_4.pth", "--work-dir", tmp_path / "single",
+    last = Path((work / "last_checkpoint").read_text().strip())  # the tiny config's own iteration count
+    single, _ = run_tool("test.py", config, last, "--work-dir", tmp_path / "single",
                          "--data-root", data)
     assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
     test = subprocess.run(
-        ["bash", str(ROOT / "tools" / "dist_test.sh"), str(config), str(work / "iter_4.pth"), "2",
+        ["bash", str(ROOT / "tools" / "dist_test.sh"), str(config), str(last), "2",
          "--work-dir", str(tmp_path / "test"), "--data-root", str(data)],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
         env={**os.environ, "PYTHON": sys.executable, "PORT": "29633"})
