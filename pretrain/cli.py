@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 from .checkpoint import CheckpointError, find_last, load_for_resume
@@ -112,7 +111,7 @@ def prepare_work_dir(cfg: Config, work_dir: Path, resumed: bool, rev: str) -> No
 
 
 def main(args: argparse.Namespace) -> int:
-    from .env import init_distributed
+    from .env import close_distributed, init_distributed
     from .trainer import Trainer
 
     if args.list_methods:
@@ -138,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
             prepare_work_dir(cfg, work_dir, resume is not None, rev)
         trainer = Trainer(typed, env, work_dir, git_rev=rev)
         summary = trainer.train(resume)
+        stop_reason = trainer.stop_reason
     except BAD_INPUT as exc:
         if main_rank:
             print(f"error: {exc}", file=sys.stderr)
@@ -146,17 +146,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        trainer = None  # it holds the DDP model, which holds the process group (see close_distributed)
+        close_distributed()
     from .preempt import PREEMPTED, PREEMPTED_EXIT_CODE
 
-    if summary is None and trainer.stop_reason == PREEMPTED:  # every rank: srun / torchrun pass it on
+    if summary is None and stop_reason == PREEMPTED:  # every rank: srun / torchrun pass it on
         if env.main:
             print(f"preempted: checkpoint written; resume with --resume (work dir {work_dir})")
         return PREEMPTED_EXIT_CODE
     if env.main:
         if summary is None:
-            print(f"stopped at runtime.{trainer.stop_reason}; resume with --resume (work dir {work_dir})")
+            print(f"stopped at runtime.{stop_reason}; resume with --resume (work dir {work_dir})")
         else:
             print(f"done: top-1 {summary['top1']:.2f}%, top-5 {summary['top5']:.2f}%, relative cost "
                   f"{100 * summary['relative_cost_samples']:.1f}% (samples) / "
