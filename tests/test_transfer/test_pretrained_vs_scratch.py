@@ -2,13 +2,17 @@
 same fine-tuning from a randomly initialised backbone (``--backbone none``, what the tables' scratch row
 runs) must not train alike. With the seed fixed, data order, augmentation and head initialisation are the
 same in both, so a backbone whose weights silently failed to load would reproduce scratch's losses
-exactly; scratch run twice shows that the comparison is deterministic."""
+exactly; scratch run twice shows that the comparison is deterministic. Testing each checkpoint then
+records where it came from (metrics.json's ``backbone``: the file, or None for scratch -- not the test
+config's placeholder path, which once turned the demo's scratch rows into rows of an unknown backbone)."""
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from pretrain.workdir import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "transfer" / "pspnet_r18b-d8_tiny.py"  # the demo's seg entry, 3 iterations
@@ -35,3 +39,11 @@ def test_fine_tuning_from_weights_differs_from_scratch(tiny_root, backbones, tmp
     assert len(pretrained) == len(scratch) == 3
     assert scratch == again  # same seed, same run: bit-identical losses
     assert all(p != s for p, s in zip(pretrained, scratch, strict=True)), (pretrained, scratch)
+
+    for run, expected in (("pretrained", str(backbones["resnet18"])), ("scratch", None)):
+        work = tmp_path / run
+        proc = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), str(CONFIG), str(latest_checkpoint(work)),
+                               "--work-dir", str(work), "--data-root", str(data)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert json.loads((work / "metrics.json").read_text())["backbone"] == expected

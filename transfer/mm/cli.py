@@ -107,14 +107,20 @@ def backbone_meta(path: str | None) -> dict | None:
         return None
 
 
-def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backbone: str | None = None,
+NOT_RECORDED = object()  # a fine-tuned checkpoint that does not say what its backbone started from
+
+
+def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backbone: object = NOT_RECORDED,
          checkpoint: tuple[str, dict] | None = None) -> int:
+    """``backbone``: the weights file the model was fine-tuned from, None for a random initialisation
+    (scratch), or NOT_RECORDED: then the config's own backbone checkpoint stands for it."""
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
     from .backbones import pretrained_checkpoint
 
-    backbone = backbone or pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
+    if backbone is NOT_RECORDED:
+        backbone = pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
     meta = backbone_meta(backbone)
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:  # before any evaluation: the checkpoint must cover the whole model
@@ -193,16 +199,18 @@ def read_model_checkpoint(checkpoint: str) -> dict:
     return ckpt
 
 
-def trained_backbone(ckpt: dict) -> str | None:
+def trained_backbone(ckpt: dict) -> object:
     """The backbone checkpoint recorded in a fine-tuned checkpoint's embedded config (mmengine saves the
-    config text in ``meta['cfg']``), or None."""
+    config text in ``meta['cfg']``): a path, None when it was trained from a random initialisation
+    (``--backbone none``: the test must not report the test config's placeholder path as its origin), or
+    NOT_RECORDED."""
     from .backbones import pretrained_checkpoint
 
     try:
         cfg = Config.fromstring(ckpt["meta"]["cfg"], file_format=".py")
         return pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
     except Exception:  # noqa: BLE001 - an old or foreign checkpoint simply has no usable record
-        return None
+        return NOT_RECORDED
 
 
 def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
