@@ -33,6 +33,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--tasks", help="comma list of transfer entries to run, by name (default: the task, e.g. "
                    "det,ins,pose,seg) or by task (every entry of it); default: all in the config")
     p.add_argument("--seeds", help="comma list of pre-training seeds (default: the config's)")
+    p.add_argument("--jobs", type=int, metavar="N", help="run up to N independent stages at once (single-process "
+                   "launches: e.g. 2 on a 2-core CPU, one per GPU); default: the config's launch.jobs, else 1")
     p.add_argument("--dry-run", action="store_true", help="validate and print the stages, run nothing")
     p.add_argument("--verbose", action="store_true", help="stream every stage's output instead of a progress bar")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
@@ -50,7 +52,8 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
     try:
         spec = load_spec(args.config, quick=args.quick, methods=args.methods, tasks=args.tasks, seeds=args.seeds,
-                         report_dir=args.report_dir, cfg_options=args.cfg_options)
+                         report_dir=args.report_dir,
+                         cfg_options={**args.cfg_options, **({} if args.jobs is None else {"launch.jobs": args.jobs})})
         archs = validate(spec)
         runner = Runner(spec, archs, echo=args.verbose)
         runner.check_markers()

@@ -8,7 +8,6 @@
 #   the detectors did worse than from scratch. 6 epochs, 2 seeds, with
 #     uniform       every sample every epoch (the 100% baseline),
 #     dar           Drop-and-Refresh W=1, I=1, p=0.6, R=[4]: subsets 100/100/60/36/100/60% -> 76% cost,
-#     online        fast online minibatch selection, pool 2b scored at 16 px: 100% samples, ~114% FLOPs,
 #     random_drop   the equal-budget control: DaR's schedule with random instead of loss-ranked dropping (76%).
 #   Each backbone is published (published/<name>-<sha256[:8]>.pth + published/metafile.yml).
 #   Transfer: uniform's and DaR's backbones of both seeds (each fine-tuned with its own seed) and a
@@ -31,10 +30,11 @@
 # (scratch wins segmentation: the 32-px pre-training teaches little about 128x64 scenes). The scratch row
 # is there to show such things.
 report_dir = 'work_dirs/demo'
+launch = dict(jobs=2)  # two stages at once, one core each (--jobs 1: one at a time, on both cores)
 arch = 'resnet18'  # model.arch of every pre-training config below; the transfer configs are ResNet-18 ones
 seeds = [0, 1]
 transfer_seeds = [0, 1]  # each fine-tuned with its own seed: Δ rows pair the runs by seed
-transfer_methods = ['uniform', 'dar']  # online and random_drop are pre-trained for the classification table
+transfer_methods = ['uniform', 'dar']  # random_drop is pre-trained for the classification table
 scratch = True  # every entry also fine-tuned from a randomly initialised backbone (the `scratch` rows)
 tiny_data = dict(root='data/tiny', args=[])  # generated with tools/make_tiny_data.py when missing
 # det/ins/pose: coco, seg: cityscapes, pre-training: shapes (all generated into tiny_data.root)
@@ -50,7 +50,6 @@ transfer_cfg_options = {'val_cfg': None, 'val_dataloader': None, 'val_evaluator'
 methods = [
     dict(name='uniform', config='configs/pretrain/tiny_digits_uniform.py'),
     dict(name='dar', config='configs/pretrain/tiny_digits_dar.py'),
-    dict(name='online', config='configs/pretrain/tiny_digits_online.py'),
     dict(name='random_drop', config='configs/pretrain/tiny_digits_dar_random.py'),
 ]
 # Detectors test at their recipes' score threshold: a detector that finds nothing scores COCO AP 0 (the

@@ -20,6 +20,7 @@ methods = [
     dict(name='infobatch', config='configs/pretrain/tiny_digits_infobatch.py'),
     dict(name='selective_backprop', config='configs/pretrain/tiny_digits_selective_backprop.py'),
     dict(name='kakurenbo', config='configs/pretrain/tiny_digits_kakurenbo.py'),
+    dict(name='online', config='configs/pretrain/tiny_digits_online.py'),  # ours, out of make demo's 15 min
 ]
 quick = dict(
     seeds=[0],

@@ -5,13 +5,15 @@
 #     and heads cost ~3 GFLOPs per image, 5x the ResNet-18 itself;
 #   - the whole backbone trains, BN in train mode (frozen_stages=-1, norm_eval=False): the pre-training
 #     images (digits) are nothing like these, so frozen statistics and stem hurt (measured below);
-#   - all 200 training images of the tiny data at batch 4, 60 iterations, lr 0.02 after a 15-iteration warm-up.
+#   - all 200 training images of the tiny data at batch 4, 60 iterations of AdamW (lr 1e-3, weight decay
+#     0.05) after a 15-iteration warm-up: upstream's SGD (0.02 here) learns too little in 60 steps.
 # Launch: python tools/train.py configs/transfer/faster-rcnn_r18_fpn_tiny.py --backbone resnet18_backbone.pth
 # Cost (2-core CPU, 1 thread, measured at load ~20, so upper bounds): 0.27 s CPU per iteration; train+test
 #   ~25 s CPU. Measured at 100 iterations (seed 0): box AP50 49.0 from the digits-uniform ResNet-18, 58.5
 #   from scratch (AP 17.3 both); with frozen stem + norm_eval: 41.4 and 76.7. At these 60 iterations from the
 #   synthetic-shapes uniform ResNet-18 (the demo's pre-training data): box AP50 54.6 (AP 15.0), 31 s CPU for
-#   train + val at load 22 (1 thread).
+#   train + val at load 22 (1 thread). With AdamW instead of SGD 0.02 (same backbone, seed 0, idle machine):
+#   box AP50 89.6 (AP 34.7) against 66.6 (AP 17.4), 25 s wall for train + test.
 _base_ = ['./faster-rcnn_r50_fpn_tiny.py']
 
 backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # replace with --backbone PATH
@@ -31,7 +33,7 @@ val_dataloader = dict(batch_size=8)
 test_dataloader = val_dataloader
 iters = 60
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
-optim_wrapper = dict(optimizer=dict(lr=0.02))
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=0.05))
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=15)]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(by_epoch=False, interval=iters))
 log_processor = dict(by_epoch=False)

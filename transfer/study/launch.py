@@ -10,10 +10,18 @@ The pipeline config's ``launch`` dict (all keys optional)::
         # MASTER_ADDR (and PORT) set, as for tools/dist_train.sh; node 0 publishes, marks and reports.
         # slurm: srun spans nodes by itself (gpus > gpus_per_node)
         partition='gpu', gpus_per_node=8, cpus_per_task=5, srun_args=[],
+        jobs=2,                            # launcher 'none' only: this many stages at once (--jobs N)
     )
 
+``jobs`` runs independent single-process stages side by side: a pre-training beside another, or beside
+scratch fine-tunings that need none; a fine-tuning once its backbone is published. Each child gets its
+share of the cores (``OMP_NUM_THREADS``, unless set) and, on a machine with at least ``jobs`` GPUs, its
+own GPU (``CUDA_VISIBLE_DEVICES``). On a 2-core CPU two single-threaded stages do more work per second
+than one stage on two threads (small tensors use a second thread poorly).
+
 ``gpus`` and ``launcher`` change what a run computes (the global batch), so they enter the stage digests;
-node rank, master address and port do not.
+node rank, master address and port do not; nor does ``jobs`` (each run's seed and settings are its own;
+only the intra-op thread count differs, which can change the last bits of a float sum).
 """
 from __future__ import annotations
 
@@ -39,6 +47,7 @@ class Launch:
     node_rank: int = 0
     master_addr: str = "127.0.0.1"
     port: int = 29500
+    jobs: int = 1  # stages run at once (launcher 'none')
 
     @classmethod
     def from_config(cls, d: dict[str, Any] | None, env: dict[str, str] | None = None) -> Launch:
@@ -50,6 +59,12 @@ class Launch:
         gpus = {"default": gpus} if isinstance(gpus, int) else dict(gpus)
         if any(not isinstance(g, int) or g < 1 for g in gpus.values()):
             raise PipelineError(f"launch.gpus must be positive integers, got {gpus}")
+        jobs = d.pop("jobs", 1)
+        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+            raise PipelineError(f"launch.jobs must be a positive integer, got {jobs!r}")
+        if jobs > 1 and launcher != "none":
+            raise PipelineError(f"launch.jobs={jobs} runs single-process stages side by side; with "
+                                f"launcher={launcher!r} each stage spans its GPUs already (use launch.gpus)")
         if launcher == "slurm" and not d.get("partition"):
             raise PipelineError("launch.partition is required with launcher='slurm'")
         known = {"partition", "gpus_per_node", "cpus_per_task", "srun_args"}
@@ -60,7 +75,20 @@ class Launch:
         if launcher != "pytorch":
             node = {}
         return cls(launcher, gpus, d.get("partition"), int(d.get("gpus_per_node", 8)),
-                   int(d.get("cpus_per_task", 5)), tuple(d.get("srun_args", ())), **node)
+                   int(d.get("cpus_per_task", 5)), tuple(d.get("srun_args", ())), **node, jobs=jobs)
+
+    def slot_env(self, slot: int, cpus: int | None = None, gpus: list[str] | None = None) -> dict[str, str]:
+        """Environment of the child run in concurrency slot ``slot`` (0 .. jobs-1); empty for jobs=1.
+        ``cpus`` / ``gpus`` (the visible GPU ids) default to this machine's."""
+        if self.jobs == 1:
+            return {}
+        env = {}
+        if "OMP_NUM_THREADS" not in os.environ:
+            env["OMP_NUM_THREADS"] = str(max(1, (cpus or os.cpu_count() or 1) // self.jobs))
+        gpus = visible_gpus() if gpus is None else gpus
+        if len(gpus) >= self.jobs:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[slot]
+        return env
 
     @property
     def is_main_node(self) -> bool:
@@ -88,3 +116,12 @@ class Launch:
         return ["srun", "-p", str(self.partition), f"--job-name={job}", f"--gres=gpu:{per_node}", f"--ntasks={g}",
                 f"--ntasks-per-node={per_node}", f"--cpus-per-task={self.cpus_per_task}", "--kill-on-bad-exit=1",
                 *self.srun_args, sys.executable, "-u", *tool_args, "--launcher", "slurm"]
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids a child may be given: CUDA_VISIBLE_DEVICES's list, else 0 .. device_count-1."""
+    import torch
+
+    count = torch.cuda.device_count()
+    listed = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]

@@ -2,14 +2,18 @@
 
 Each marker records a digest of the stage's command chained with the digests of the stages it reads, so
 a report folder that holds results of other settings is refused up front instead of mixed into a table.
+With ``launch.jobs`` > 1 (single-process launches) up to that many stages run at once, each as soon as
+the stage it reads is marked done; a failure lets the running stages finish (and be marked), starts no
+new one, and is raised as if the stages had run in order.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import resource
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,7 @@ class Runner:
         self.layout = Layout(spec.report_dir)
         self.stages = plan(spec)
         self.timings: dict[str, float] = {}
+        self._publishing = threading.Lock()  # publishes update one index file (metafile.yml)
 
     # ---- what each stage needs and makes ----
     def dependency(self, stage: Stage) -> Stage | None:
@@ -109,6 +114,9 @@ class Runner:
                 progress.begin("tiny data")
                 self.make_data(progress)
                 progress.end(f"tiny data written to {self.spec.tiny_data['root']} in {fmt_s(progress.stage_seconds())}")
+            if self.spec.launch.jobs > 1:
+                self.run_concurrently(progress)
+                return progress.elapsed()
             for stage in self.stages:
                 if stage.id in self.timings:  # already run in this invocation (a test run with its fine-tuning)
                     continue
@@ -120,25 +128,70 @@ class Runner:
                     self.follow(stage, progress)
                     progress.end(f"{label(stage)} done on node 0 in {fmt_s(progress.stage_seconds())}")
                     continue
-                test = self.pairable(stage)
-                if test is not None:
-                    self.run_pair(stage, test, progress)
-                    continue
-                cpu0 = _cpu_seconds()
-                outputs = self.execute(stage, progress)
-                self.mark(stage, outputs, progress, _cpu_seconds() - cpu0)
+                self.run_unit(stage, self.pairable(stage), progress)
         finally:
             progress.close()
         return progress.elapsed()
 
+    def run_concurrently(self, progress: Progress) -> None:
+        """Up to ``launch.jobs`` units at once: a stage, or a fine-tuning with its test; each starts when the
+        stage it reads is marked done, in plan order, in a free slot (its own cores or GPU)."""
+        todo: list[tuple[Stage, Stage | None]] = []
+        paired: set[str] = set()
+        for stage in self.stages:
+            if self.done(stage):
+                progress.end(f"{label(stage)}: done earlier, skipped")
+            elif stage.id not in paired:
+                test = self.pairable(stage)
+                todo.append((stage, test))
+                paired |= {test.id} if test is not None else set()
+        slots = list(range(self.spec.launch.jobs))
+        running: dict[Future, int] = {}
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(self.spec.launch.jobs, thread_name_prefix="stage") as pool:
+            while todo or running:
+                while failure is None and slots:
+                    unit = next((u for u in todo if self.ready(u[0])), None)
+                    if unit is None:
+                        break
+                    todo.remove(unit)
+                    slot = slots.pop(0)
+                    progress.begin(label(unit[0]))
+                    running[pool.submit(self.run_unit, *unit, progress, self.spec.launch.slot_env(slot))] = slot
+                if not running:
+                    if todo and failure is None:  # cannot happen with a valid plan; never wait forever
+                        raise StageFailed(todo[0][0], f"{label(todo[0][0])}: the stage it reads was not run")
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    slots.append(running.pop(future))
+                    if future.exception() is not None and failure is None:
+                        failure = future.exception()
+        if failure is not None:
+            raise failure
+
+    def ready(self, stage: Stage) -> bool:
+        """Whether the stage ``stage`` reads is marked done (or it reads none)."""
+        dep = self.dependency(stage)
+        return dep is None or self.done(dep)
+
+    def run_unit(self, stage: Stage, test: Stage | None, progress: Progress, env: dict[str, str] | None = None
+                 ) -> None:
+        """Run ``stage`` (begun on ``progress``) and mark it; with ``test``, both in one process."""
+        if test is not None:
+            self.run_pair(stage, test, progress, env)
+            return
+        outputs, cpu_s = self.execute(stage, progress, env)
+        self.mark(stage, outputs, progress, cpu_s)
+
     def mark(self, stage: Stage, outputs: dict[str, Any], progress: Progress, cpu_s: float | None) -> None:
         """Write the stage's marker (atomically) and report it done."""
-        self.timings[stage.id] = progress.stage_seconds()
+        self.timings[stage.id] = progress.stage_seconds(label(stage))
         write_marker(self.layout.marker(stage), {
             "stage": stage.id, "digest": self.expected_digest(stage), "outputs": outputs,
             "wall_s": round(self.timings[stage.id], 1), "cpu_s": None if cpu_s is None else round(cpu_s, 1),
             "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")})
-        progress.end(f"{label(stage)} done in {fmt_s(self.timings[stage.id])}")
+        progress.end(f"{label(stage)} done in {fmt_s(self.timings[stage.id])}", label(stage))
 
     def pairable(self, stage: Stage) -> Stage | None:
         """The test stage to run in the fine-tuning's own process (single-process launches only)."""
@@ -147,7 +200,7 @@ class Runner:
         test = Stage("test", stage.method, stage.seed, stage.entry)
         return None if self.done(test) else test
 
-    def run_pair(self, ft: Stage, test: Stage, progress: Progress) -> None:
+    def run_pair(self, ft: Stage, test: Stage, progress: Progress, env: dict[str, str] | None = None) -> None:
         """Fine-tune and test in one worker process (see :mod:`.worker`); mark each stage as it finishes."""
         work = self.layout.transfer(ft.entry, ft.method, ft.seed)
         dep = self.dependency(ft)
@@ -160,18 +213,18 @@ class Runner:
         job.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(job, {"train": ft_cmd.full[2:], "work_dir": str(work), "train_done": str(done),
                                 "test_config": t_args[1], "test_args": t_args[3:]}, indent=None, newline=False)
-        cpu0, state = _cpu_seconds(), {"started": 0.0}
+        state, usage = {"started": 0.0, "label": label(ft)}, {}
 
         def on_line(line: str) -> None:
             if SENTINEL in line and not state["started"]:
                 self.mark(ft, json.loads(done.read_text()), progress, None)  # CPU is counted with the test
                 progress.begin(label(test))
-                state["started"] = time.time()
-            progress.line(line)
+                state["started"], state["label"] = time.time(), label(test)
+            progress.line(line, state["label"])
 
         log = self.layout.log(ft)
         rc = run_logged([sys.executable, "-m", "transfer.study.worker", str(job)], log, on_line=on_line,
-                        echo=sys.stderr.buffer if self.echo else None)
+                        echo=sys.stderr.buffer if self.echo else None, env=env, usage=usage)
         if not state["started"]:
             raise StageFailed(ft, f"{label(ft)} failed (exit {rc})", log)
         if rc != 0:
@@ -179,7 +232,7 @@ class Runner:
         metrics = work / METRICS_FILE
         if not metrics.is_file() or metrics.stat().st_mtime < state["started"] - 1:
             raise StageFailed(test, f"{label(test)} exited 0 but did not write {metrics}", log)
-        self.mark(test, {"metrics": str(metrics)}, progress, _cpu_seconds() - cpu0)
+        self.mark(test, {"metrics": str(metrics)}, progress, usage.get("cpu_s"))
 
     def follow(self, stage: Stage, progress: Progress, wait_s: float = 1800.0) -> None:
         """On a node other than 0: join the stage's torchrun (publishing is node 0's alone), then wait for
@@ -208,44 +261,54 @@ class Runner:
         argv = [sys.executable, str(TOOLS / "make_tiny_data.py"), str(td["root"]), *map(str, td.get("args", []))]
         self._run(Stage("data", "tiny", 0), argv, log, progress)
 
-    def _run(self, stage: Stage, argv: list[str], log: Path, progress: Progress) -> None:
-        rc = run_logged(argv, log, on_line=progress.line, echo=sys.stderr.buffer if self.echo else None)
+    def _run(self, stage: Stage, argv: list[str], log: Path, progress: Progress,
+             env: dict[str, str] | None = None) -> float | None:
+        """Run one stage's process; its CPU seconds."""
+        usage: dict[str, float] = {}
+        rc = run_logged(argv, log, on_line=lambda line: progress.line(line, label(stage)),
+                        echo=sys.stderr.buffer if self.echo else None, env=env, usage=usage)
         if rc != 0:
             raise StageFailed(stage, f"{label(stage)} failed (exit {rc})", log)
+        return usage.get("cpu_s")
 
-    def execute(self, stage: Stage, progress: Progress) -> dict[str, Any]:
+    def execute(self, stage: Stage, progress: Progress, env: dict[str, str] | None = None
+                ) -> tuple[dict[str, Any], float | None]:
+        """Run one stage; its outputs (for the marker) and CPU seconds."""
         log = self.layout.log(stage)
         dep = self.dependency(stage)
         outs = (read_marker(self.layout.marker(dep)) or {}).get("outputs", {}) if dep else {}
         if stage.kind == "pretrain":
             work = self.layout.pretrain(stage.method, stage.seed)
-            self._run(stage, pretrain_command(self.spec, self.layout, stage).full, log, progress)
+            cpu_s = self._run(stage, pretrain_command(self.spec, self.layout, stage).full, log, progress, env)
             if load_pretrain_run(work) is None or not (work / "backbone.pth").is_file():
                 raise StageFailed(stage, f"{label(stage)} exited 0 but {work} has no backbone.pth or run summary", log)
-            return {"work_dir": str(work), "backbone": str(work / "backbone.pth")}
+            return {"work_dir": str(work), "backbone": str(work / "backbone.pth")}, cpu_s
         if stage.kind == "publish":
-            arch = self.archs[stage.method]
+            arch, cpu0 = self.archs[stage.method], time.thread_time()
             try:
-                path = publish(outs["work_dir"], self.layout.published(arch, stage.method, stage.seed),
-                               index=self.layout.index, name=f"{arch}_{stage.method}_s{stage.seed}",
-                               extra_meta={"seed": stage.seed})
+                with self._publishing:
+                    path = publish(outs["work_dir"], self.layout.published(arch, stage.method, stage.seed),
+                                   index=self.layout.index, name=f"{arch}_{stage.method}_s{stage.seed}",
+                                   extra_meta={"seed": stage.seed})
             except PublishError as e:
                 raise StageFailed(stage, f"{label(stage)} failed: {e}") from None
-            return {"published": str(path)}
+            return {"published": str(path)}, time.thread_time() - cpu0
         work = self.layout.transfer(stage.entry, stage.method, stage.seed)
         if stage.kind == "finetune":
-            self._run(stage, finetune_command(self.spec, self.layout, stage, _backbone(outs)).full, log, progress)
+            cpu_s = self._run(stage, finetune_command(self.spec, self.layout, stage, _backbone(outs)).full, log,
+                              progress, env)
             ckpt = latest_checkpoint(work)
             if ckpt is None:
                 raise StageFailed(stage, f"{label(stage)} exited 0 but {work} has no last_checkpoint", log)
-            return {"checkpoint": str(ckpt)}
+            return {"checkpoint": str(ckpt)}, cpu_s
         started = time.time()
-        self._run(stage, test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).full, log, progress)
+        cpu_s = self._run(stage, test_command(self.spec, self.layout, stage, Path(outs["checkpoint"])).full, log,
+                          progress, env)
         metrics = work / METRICS_FILE
         # validation during fine-tuning may have written one already: the test must have rewritten it
         if not metrics.is_file() or metrics.stat().st_mtime < started - 1:
             raise StageFailed(stage, f"{label(stage)} exited 0 but did not write {metrics}", log)
-        return {"metrics": str(metrics)}
+        return {"metrics": str(metrics)}, cpu_s
 
     # ---- what the report reads ----
     def work_dirs(self) -> list[Path]:
@@ -259,12 +322,6 @@ def _backbone(publish_outputs: dict[str, Any]) -> Path | None:
     """The published backbone a fine-tuning starts from; None for scratch (it has no publish stage)."""
     published = publish_outputs.get("published")
     return None if published is None else Path(published)
-
-
-def _cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its finished children: a stage's cost on a busy machine."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 __all__ = ["Runner", "StageFailed", "label", "tail"]

@@ -117,12 +117,15 @@ def quote(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def run_logged(argv: list[str], log: Path, on_line=None, echo=None) -> int:
+def run_logged(argv: list[str], log: Path, on_line=None, echo=None, env: dict[str, str] | None = None,
+               usage: dict[str, float] | None = None) -> int:
     """Run ``argv`` with its output appended to ``log``; call ``on_line(line)`` for every output line as it
     arrives (progress bars' carriage returns end lines too) and copy the raw output to the binary stream
-    ``echo`` if given."""
+    ``echo`` if given. ``env``: variables set for the child on top of ours; ``usage["cpu_s"]``, if given,
+    receives the child's own CPU seconds (user + system, with the children it waited for), which stays
+    right when several stages run at once."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **(env or {})}
     with open(log, "ab") as f:
         f.write(f"\n$ {quote(argv)}\n".encode())
         f.flush()
@@ -143,7 +146,11 @@ def run_logged(argv: list[str], log: Path, on_line=None, echo=None) -> int:
             for line in lines:
                 if on_line is not None and line.strip():
                     on_line(line.decode(errors="replace").strip())
-        return proc.wait()
+        _, status, rusage = os.wait4(proc.pid, 0)  # this child's resources, not all children's
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if usage is not None:
+            usage["cpu_s"] = rusage.ru_utime + rusage.ru_stime
+        return proc.returncode
 
 
 def tail(path: Path, n: int = 20) -> str:

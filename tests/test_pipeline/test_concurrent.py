@@ -1,0 +1,72 @@
+"""``launch.jobs`` / ``--jobs``: independent single-process stages run side by side, each child with its share
+of the cores or its own GPU, and the pipeline still marks, resumes and reports as when run in order."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transfer.study.errors import PipelineError
+from transfer.study.launch import Launch
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "configs" / "pipeline" / "demo.py"
+
+
+def test_slot_env_shares_the_cores_and_gives_each_slot_its_own_gpu(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    two = Launch.from_config({"jobs": 2})
+    assert two.slot_env(0, cpus=2, gpus=[]) == {"OMP_NUM_THREADS": "1"}
+    assert two.slot_env(1, cpus=16, gpus=["4", "5", "6"]) == {"OMP_NUM_THREADS": "8", "CUDA_VISIBLE_DEVICES": "5"}
+    assert Launch.from_config({"jobs": 4}).slot_env(3, cpus=2, gpus=["0", "1"]) == {"OMP_NUM_THREADS": "1"}
+    assert Launch.from_config({}).slot_env(0, cpus=2, gpus=["0", "1"]) == {}  # one at a time: inherit
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice wins
+    assert two.slot_env(0, cpus=2, gpus=[]) == {}
+
+
+@pytest.mark.parametrize("launch, message", [
+    ({"jobs": 0}, "launch.jobs must be a positive integer, got 0"),
+    ({"jobs": "2"}, "launch.jobs must be a positive integer, got '2'"),
+    ({"jobs": 2, "launcher": "pytorch"}, "each stage spans its GPUs already"),
+])
+def test_bad_jobs_is_one_line(launch, message):
+    with pytest.raises(PipelineError, match=message):
+        Launch.from_config(launch)
+
+
+def _interval(marker: dict) -> tuple[float, float]:
+    end = dt.datetime.fromisoformat(marker["finished"]).timestamp()
+    return end - marker["wall_s"], end
+
+
+def test_two_jobs_run_a_scratch_fine_tuning_beside_the_pre_training_and_resume(tmp_path):
+    """uniform seed 0 on the seg entry with scratch, ``--jobs 2``: the scratch fine-tuning reads no
+    pre-training, so it starts at once in the second slot; uniform's waits for its published backbone."""
+    tiny, report = tmp_path / "tiny", tmp_path / "report"
+    cmd = [sys.executable, str(ROOT / "tools" / "pipeline.py"), str(DEMO), "--quick", "--methods", "uniform",
+           "--tasks", "seg", "--seeds", "0", "--jobs", "2", "--report-dir", str(report), "--cfg-options",
+           "scratch=True", f"tiny_data.root={tiny}", f"data_roots.coco={tiny / 'coco'}",
+           f"data_roots.cityscapes={tiny / 'cityscapes'}", f"data_roots.shapes={tiny / 'shapes'}"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("OMP_NUM_THREADS", None)
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    assert first.returncode == 0, first.stderr[-4000:]
+    markers = {p.stem: json.loads(p.read_text()) for p in (report / "stages").rglob("*.json")}
+    assert len(markers) == 6, sorted(markers)  # pretrain, publish; finetune + test for uniform and scratch
+    by_stage = {m["stage"]: m for m in markers.values()}
+    pretrain = _interval(by_stage["pretrain/uniform_s0"])
+    scratch = _interval(by_stage["finetune/seg/scratch_s0"])
+    uniform = _interval(by_stage["finetune/seg/uniform_s0"])
+    assert scratch[0] < pretrain[1] - 1, (scratch, pretrain)  # side by side
+    assert uniform[0] >= pretrain[1] - 1, (uniform, pretrain)  # after its backbone (second resolution)
+    assert all(m["cpu_s"] is not None for s, m in by_stage.items() if not s.startswith("finetune/"))
+    seg = (report / "tables" / "seg.md").read_text()
+    assert "| PSPNet | uniform |" in seg and "| PSPNet | scratch |" in seg
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("done earlier, skipped") == 6 and " done in " not in again.stderr
