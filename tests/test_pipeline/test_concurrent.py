@@ -29,6 +29,16 @@ def test_slot_env_shares_the_cores_and_gives_each_slot_its_own_gpu(monkeypatch):
     assert two.slot_env(0, cpus=2, gpus=[]) == {}
 
 
+def test_the_thread_count_enters_the_stage_digests_only_with_jobs(monkeypatch):
+    """1 and 2 intra-op threads give other fine-tuning numbers: a report folder made with one is refused
+    at the other; one job at a time keeps the digests it always had (no launch identity)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert Launch.from_config({}).identity("seg") == []
+    assert Launch.from_config({"jobs": 2}).identity("seg") == ["threads=1"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert Launch.from_config({"jobs": 2}).identity("seg") == ["threads=2"]
+
+
 @pytest.mark.parametrize("launch, message", [
     ({"jobs": 0}, "launch.jobs must be a positive integer, got 0"),
     ({"jobs": "2"}, "launch.jobs must be a positive integer, got '2'"),

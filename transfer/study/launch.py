@@ -20,8 +20,11 @@ own GPU (``CUDA_VISIBLE_DEVICES``). On a 2-core CPU two single-threaded stages d
 than one stage on two threads (small tensors use a second thread poorly).
 
 ``gpus`` and ``launcher`` change what a run computes (the global batch), so they enter the stage digests;
-node rank, master address and port do not; nor does ``jobs`` (each run's seed and settings are its own;
-only the intra-op thread count differs, which can change the last bits of a float sum).
+node rank, master address and port do not. With ``jobs`` > 1 the children's thread count enters them too:
+a fine-tuning is bit-reproducible at a given thread count, but 1 and 2 intra-op threads sum floats in
+another order, and over a few dozen steps that moved the demo's Faster R-CNN AP50 by several points (within
+its seed spread), so a report folder is not continued at another thread count. (``jobs=1`` keeps the
+digests it always had.)
 """
 from __future__ import annotations
 
@@ -84,7 +87,7 @@ class Launch:
             return {}
         env = {}
         if "OMP_NUM_THREADS" not in os.environ:
-            env["OMP_NUM_THREADS"] = str(max(1, (cpus or os.cpu_count() or 1) // self.jobs))
+            env["OMP_NUM_THREADS"] = str(self.threads(cpus))
         gpus = visible_gpus() if gpus is None else gpus
         if len(gpus) >= self.jobs:
             env["CUDA_VISIBLE_DEVICES"] = gpus[slot]
@@ -99,9 +102,17 @@ class Launch:
         default = self.gpus.get("default", 1)
         return self.gpus.get(key, self.gpus.get(fallback, default) if fallback else default)
 
+    def threads(self, cpus: int | None = None) -> int:
+        """Intra-op threads of each child with ``jobs`` > 1: OMP_NUM_THREADS if set, else its share of the cores."""
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            return int(os.environ["OMP_NUM_THREADS"])
+        return max(1, (cpus or os.cpu_count() or 1) // self.jobs)
+
     def identity(self, key: str, fallback: str | None = None) -> list[str]:
         """What of the launch changes the result: enters the stage digest."""
-        return [] if self.launcher == "none" else [f"launcher={self.launcher}", f"gpus={self.gpus_for(key, fallback)}"]
+        if self.launcher == "none":
+            return [] if self.jobs == 1 else [f"threads={self.threads()}"]
+        return [f"launcher={self.launcher}", f"gpus={self.gpus_for(key, fallback)}"]
 
     def wrap(self, tool_args: list[str], key: str, job: str, fallback: str | None = None) -> list[str]:
         """The full command for ``tool_args`` (``[tools/<tool>.py, args...]``) of stage ``key``."""
