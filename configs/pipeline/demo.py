@@ -16,19 +16,16 @@
 #   (tools/make_tiny_data.py, written to data/tiny if missing: 200 train / 50 val images per set at 128 px,
 #   1-3 large shapes per image) with the paper's four recipes at ResNet-18 size -- Faster R-CNN FPN (det),
 #   Mask R-CNN (ins), SimpleBaseline (pose), PSPNet (seg) -- and RetinaNet (a second det recipe, its own
-#   stages, folders and table row), each for 60 iterations (the R18 tiny configs say why and what it costs).
+#   stages, folders and table row), for 60-100 iterations (the R18 tiny configs say why and what it costs).
 #   Report: work_dirs/demo/report.md with the tables of the DaR paper's shape (Tables 4-7) and the plots.
 # Launch:  make demo    (= python tools/pipeline.py configs/pipeline/demo.py)
 #          python tools/pipeline.py configs/pipeline/demo.py --quick            # all stages, fewest iterations
 #          python tools/pipeline.py configs/pipeline/demo.py --methods uniform,dar --tasks seg --seeds 0
-#          Rerunning resumes; --dry-run lists the stages.
-# Cost (2-core CPU, docs/pipeline.md has the breakdown): 76 stages: 8 pre-trainings (~50 s each) and 30
-#   fine-tune+test runs (~20-30 s CPU each at 1 thread, measured under load: upper bounds). --quick: 1 seed,
-#   6 iterations per fine-tuning, no scratch. A rerun of a finished pipeline only rebuilds the report.
-# What the tiny numbers say (measured at 100 iterations, seed 0): Faster R-CNN box AP50 74.3 from the
-# shapes-uniform backbone, 58.5 from scratch, 49.0 from a digits-uniform one; PSPNet mIoU 28.7 / 37.1 / 22.5
-# (scratch wins segmentation: the 32-px pre-training teaches little about 128x64 scenes). The scratch row
-# is there to show such things.
+#          Rerunning resumes; --dry-run lists the stages; --jobs 1 runs one stage at a time.
+# Cost (idle 2-core CPU, measured): 73 stages -- 6 pre-trainings (~35-48 s each), 30 fine-tune+test runs
+#   (~25-45 s each on one core) -- two at a time: `make demo` ~12-13 min wall (one at a time on both cores:
+#   19 min). --quick: 1 seed, 6 iterations per fine-tuning, no scratch. A rerun only rebuilds the report.
+# What the numbers say: README.md quotes the report of a fresh `make demo`.
 report_dir = 'work_dirs/demo'
 launch = dict(jobs=2)  # two stages at once, one core each (--jobs 1: one at a time, on both cores)
 arch = 'resnet18'  # model.arch of every pre-training config below; the transfer configs are ResNet-18 ones
