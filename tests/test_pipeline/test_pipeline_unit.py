@@ -210,3 +210,13 @@ def test_launch_commands_for_torchrun_and_slurm():
         Launch.from_config(dict(launcher="slurm"), {})
     with pytest.raises(PipelineError, match="launcher must be one of"):
         Launch.from_config(dict(launcher="mpi"), {})
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs" / "pipeline").glob("*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+def test_every_shipped_pipeline_config_resolves(config, quick):
+    """demo_methods.py once inherited demo.py's transfer_methods (uniform, dar) without a dar method, and
+    only its --quick form was ever loaded."""
+    spec = load_spec(config, quick=quick)
+    names = [m.name for m in spec.methods]
+    assert spec.methods and spec.tasks and set(spec.transfer_methods) <= set(names)
