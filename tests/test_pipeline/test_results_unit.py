@@ -90,3 +90,18 @@ def test_markdown_and_csv_render_the_same_rows():
     rows = list(csv.DictReader(io.StringIO(to_csv(tables["seg"]))))
     assert [r["Row"] for r in rows] == ["mean", "mean", "delta"]
     assert float(rows[2]["mIoU"]) == pytest.approx(1.5) and float(rows[2]["Cost (samples)"]) == pytest.approx(-0.14)
+
+
+def test_bn_recalibrated_backbones_are_their_own_row_in_both_tables():
+    """Same method and cost, but recalibrated BatchNorm statistics: not a seed of the plain run."""
+    plain, recal = pre("dar", 0.76, 70.0), pre("dar", 0.76, 71.0)
+    recal.epochs.append({"type": "epoch", "epoch": 6, "top1": 71.0, "bn_recalibrate": {"samples": 1350}})
+    t = classification_table([pre("uniform", 1.0, 72.0), plain, recal])
+    errors = {r.labels["Pre-training"]: r.values["top-1 err"] for r in t.rows}
+    assert len(t.rows) == 5 and errors["dar"] == pytest.approx(30.0) and errors["dar+bn"] == pytest.approx(29.0)
+    assert errors["Δ dar+bn"] == pytest.approx(1.0) and errors["Δ dar"] == pytest.approx(2.0)
+    runs = [tra("seg", "uniform", 1.0, {"mIoU": 40.0}), tra("seg", "dar", 0.76, {"mIoU": 41.0}),
+            tra("seg", "dar", 0.76, {"mIoU": 43.0})]
+    runs[2].backbone_meta["bn_recalibrate"] = {"samples": 1350}
+    rows = {r.labels["Pre-training"]: r.values["mIoU"] for r in transfer_table("seg", runs).rows}
+    assert rows["dar"] == pytest.approx(41.0) and rows["dar+bn"] == pytest.approx(43.0)

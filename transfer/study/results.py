@@ -43,9 +43,14 @@ class GroupKey:
         return self.method == SCRATCH
 
 
+BN_SUFFIX = "+bn"  # a backbone whose BatchNorm statistics were recalibrated is its own row ("dar+bn")
+
+
 def group_key(meta: dict[str, Any]) -> GroupKey:
+    """What a run repeats: architecture, method (with ``+bn`` after BN recalibration) and relative cost."""
     cost = meta.get("relative_cost_samples")
-    return GroupKey(str(meta.get("arch")), str(meta.get("method")), round(float(cost), 3) if cost is not None else 1.0)
+    method = str(meta.get("method")) + (BN_SUFFIX if meta.get("bn_recalibrate") else "")
+    return GroupKey(str(meta.get("arch")), method, round(float(cost), 3) if cost is not None else 1.0)
 
 
 def scratch_meta(arch: str | None) -> dict[str, Any]:
@@ -62,7 +67,9 @@ class PretrainRun:
 
     @property
     def key(self) -> GroupKey:
-        return group_key(self.summary)
+        # the summary line does not say whether BN was recalibrated; the last epoch line does
+        bn = next((e["bn_recalibrate"] for e in reversed(self.epochs) if e.get("bn_recalibrate")), None)
+        return group_key({**self.summary, "bn_recalibrate": bn})
 
     @property
     def seed(self) -> int | None:
