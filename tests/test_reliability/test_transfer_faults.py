@@ -272,7 +272,9 @@ def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(published, 
     different = [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
     assert different == [], different[:5]
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
-    assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["momentum_buffer"], sb[i]["momentum_buffer"]) for i in sa)
+    # every per-parameter buffer of whichever optimizer the recipe uses (AdamW: step, exp_avg, exp_avg_sq)
+    assert sa.keys() == sb.keys() and all(sa[i].keys() == sb[i].keys() for i in sa)
+    assert all(torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])) for i in sa for k in sa[i])
     assert a["param_schedulers"] == b["param_schedulers"] and a["meta"]["iter"] == b["meta"]["iter"] == 4
     write_record("transfer_resume", config=str(SEG.relative_to(ROOT)), kills=["after iter_2.pth of 4"],
                  runs=3, compared=[f"weights ({len(a['state_dict'])} tensors)", f"optimizer ({len(sa)} buffers)",
