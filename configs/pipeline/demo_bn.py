@@ -6,7 +6,8 @@
 #               its rows read `dar+bn` (a recalibrated backbone is not a seed of the plain one).
 #   2 seeds each, fine-tuned with the demo's Faster R-CNN and PSPNet recipes, two stages at a time.
 # Launch: python tools/pipeline.py configs/pipeline/demo_bn.py
-# Cost (idle 2-core CPU): 6 pre-trainings and 12 fine-tune+test runs, ~5 min. What it showed: docs/pretrain.md.
+# Cost (2-core CPU): 6 pre-trainings and 12 fine-tune+test runs; 17.5 min at nice 19 beside a test run (not
+#   timed alone; ~5 min expected from the demo's stage times). What it showed: docs/pretrain.md.
 _base_ = ['./demo.py']
 report_dir = 'work_dirs/demo_bn'
 methods = [
