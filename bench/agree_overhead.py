@@ -31,7 +31,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel
 
-    from pretrain.env import init_distributed
+    from pretrain.env import close_distributed, init_distributed
     from pretrain.preempt import PreemptHook
 
     torch.set_num_threads(1)
@@ -82,7 +82,7 @@ def worker(args: argparse.Namespace) -> None:
         path.write_text(json.dumps(out, indent=2) + "\n")
         print(f"agreement {out['agree_us']:.0f} us per step vs a tiny step of {out['step_ms']:.1f} ms on "
               f"{env.world} {env.device.type} rank(s): {100 * out['ratio_median']:.2f}% of a step; {path}")
-    dist.destroy_process_group()
+    close_distributed()
 
 
 def main() -> int:

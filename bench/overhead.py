@@ -34,7 +34,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from pretrain.config import build_config
-from pretrain.env import Env
+from pretrain.env import Env, close_distributed, init_process_group
 from pretrain.methods import SelectionMethod, build_method
 from pretrain.methods.base import RunInfo, StepInfo, StepRecord
 from pretrain.methods.online import online_relative_cost_analytic
@@ -281,7 +281,7 @@ def one_selection(n: int, batch: int, world: int = 1, rank: int = 0, save_dir: s
 def _dist_worker(rank: int, world: int, port: int, n: int, batch: int, reps: int, out_file: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    init_process_group("gloo", rank=rank, world_size=world)
     try:
         results = [one_selection(n, batch, world, rank) for _ in range(reps)]
         ends = torch.tensor([r["end_epoch_s"] for r in results], dtype=torch.float64)
@@ -291,7 +291,7 @@ def _dist_worker(rank: int, world: int, port: int, n: int, batch: int, reps: int
             Path(out_file).write_text(json.dumps({"end_epoch_s": ends.tolist(),
                                                   "record_epoch_s": [r["record_epoch_s"] for r in results]}))
     finally:
-        dist.destroy_process_group()
+        close_distributed()
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["Env", "all_gather_objects", "all_sum", "close_distributed", "first_error", "init_distributed",
+__all__ = ["Env", "all_gather_objects", "all_sum", "close_distributed", "first_error", "init_distributed", "init_process_group",
            "same_on_all_ranks"]
 
 
@@ -53,9 +53,24 @@ def init_distributed(launcher: str = "none") -> Env:
         if cuda:
             torch.cuda.set_device(local_rank)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if cuda else "gloo")
+            init_process_group("nccl" if cuda else "gloo")
         return Env(dist.get_rank(), dist.get_world_size(), local_rank, device)
     return Env(device=device)
+
+
+def init_process_group(backend: str, **kwargs: Any) -> None:
+    """``dist.init_process_group``, made safe to close: every group is created through this.
+
+    ``torch.distributed.nn.functional`` declares its collectives with ``group=group.WORLD`` defaults, which
+    are evaluated when the module is first imported. Imported after the group exists -- ``torch._dynamo``
+    imports it, and timm, torchvision and ``torch.distributed.fsdp`` import dynamo -- those ten defaults
+    hold the default group for the life of the interpreter, so :func:`close_distributed` cannot free it
+    and gloo's worker threads are still running at exit (the abort described there). Importing it first
+    makes the defaults ``None``.
+    """
+    import torch.distributed.nn.functional  # noqa: F401  (see above: before the group exists)
+
+    dist.init_process_group(backend, **kwargs)
 
 
 def close_distributed() -> None:
@@ -68,7 +83,8 @@ def close_distributed() -> None:
     destructor and the rank aborts (``terminate called without an active exception``, SIGABRT) after a
     successful run, one 2-rank run in five or so here. So the caller drops its own references first and
     this collects the cycles, which frees the last holder and joins the workers (torch releases the GIL
-    in that destructor).
+    in that destructor). A group is also held for good by any module imported after it was created
+    whose defaults captured it; :func:`init_process_group` prevents the one such case in torch.
     """
     if dist.is_initialized():
         dist.destroy_process_group()

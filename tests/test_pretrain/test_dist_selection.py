@@ -1,12 +1,9 @@
 """Two real gloo ranks: record gathering, one global DaR subset on every rank, equal to one process.
 
-This file is also the worker script: the test starts ``python this_file.py RANK WORLD STORE OUT``
-twice (a plain subprocess, so the worker needs no importable test package).
+This file is also the worker script (``gloo_ranks``: it is started once per rank).
 """
 
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,12 +37,12 @@ def train(sampler, epoch, rank, world, start=0, stop_after=None):
     return len(order)
 
 
-def worker(rank: int, world: int, store: str, out: str) -> None:
+def rank_job(world: int, rank: int, out: Path) -> dict:
+    """One rank's gathers and DaR epochs, with a checkpoint and resume inside epoch ``KILL_EPOCH``."""
     import torch.distributed as dist
 
     from pretrain.selection.distributed import gather_records
 
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     results = {}
     k = torch.arange(rank + 2)  # ranks hold different numbers of records
     results["gather"] = gather_records(BIG + 10 * rank + k, 0.5 * k)
@@ -74,8 +71,7 @@ def worker(rank: int, world: int, store: str, out: str) -> None:
         res = sampler.end_epoch(epoch)
         epochs.append({**res, "subset": sampler.subset.tolist(), "control": control.end_epoch(epoch)["kept"]})
     results["epochs"] = epochs
-    torch.save(results, Path(out) / f"rank{rank}.pt")
-    dist.destroy_process_group()
+    return results
 
 
 def single_process_reference():
@@ -93,17 +89,7 @@ def same_table(a, b) -> bool:
 
 
 def test_two_gloo_ranks_agree_with_one_process(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, str(r), str(WORLD), str(tmp_path / "store"), str(tmp_path)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        for r in range(WORLD)
-    ]
-    logs = [p.communicate(timeout=180)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * WORLD, "\n".join(logs)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    ranks = gloo_ranks().run_ranks(__file__, tmp_path, world=WORLD)
 
     for got in ranks:  # variable sizes gathered in rank order, int64 exact
         idx, loss = got["gather"]
@@ -134,5 +120,12 @@ def test_without_process_group_gather_is_identity_and_scatter_keeps_first():
     assert same_table(table, torch.tensor([2.0, float("nan"), 1.0, float("nan"), 7.0]))
 
 
+def gloo_ranks():
+    sys.path.insert(0, str(Path(__file__).parent))
+    import gloo_ranks
+
+    return gloo_ranks
+
+
 if __name__ == "__main__":
-    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    gloo_ranks().serve(rank_job)

@@ -196,20 +196,11 @@ def test_adapter_follows_the_rule_with_persistent_scores():
 
 
 def test_two_gloo_ranks_with_bf16_losses_agree_with_one_process(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     assert torch.tensor([601.0]).bfloat16().long().item() != 601  # an index cast to bf16 would be wrong
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
-    procs = [subprocess.Popen([sys.executable, __file__, str(r), "2", str(tmp_path / "store"), str(tmp_path)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
-    logs = [p.communicate(timeout=180)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)
+    ranks = gloo_ranks().run_ranks(__file__, tmp_path)
     one = simulate()
     for r in range(2):
-        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
+        got = ranks[r]
         for epoch, (a, b) in enumerate(zip(got, one, strict=True), start=1):
             assert torch.equal(a["subset"], b["subset"]), (r, epoch)
             assert torch.equal(a["scores"].nan_to_num(-1), b["scores"].nan_to_num(-1)), (r, epoch)
@@ -217,18 +208,21 @@ def test_two_gloo_ranks_with_bf16_losses_agree_with_one_process(tmp_path):
     check_against_rule(one)
 
 
-def worker(rank: int, world: int, store: str, out: str) -> None:
-    import torch.distributed as dist
+def gloo_ranks():
+    import sys
 
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    torch.save(simulate(world, rank), f"{out}/rank{rank}.pt")
-    dist.destroy_process_group()
+    sys.path.insert(0, str(Path(__file__).parent))
+    import gloo_ranks
+
+    return gloo_ranks
+
+
+def rank_job(world: int, rank: int, out) -> object:
+    return simulate(world, rank)
 
 
 if __name__ == "__main__":
-    import sys
-
-    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    gloo_ranks().serve(rank_job)
 
 
 

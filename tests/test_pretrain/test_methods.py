@@ -184,10 +184,10 @@ def _free_port() -> int:
 FORWARD_WORKER = """
 import sys, torch, torch.distributed as dist
 from pretrain.config import build_config
-from pretrain.env import Env
+from pretrain.env import Env, close_distributed, init_process_group
 from pretrain.trainer import Trainer
 rank, port, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
 cfg = build_config({"model": {"arch": "test_resnet"}, "data": {"type": "digits", "img_size": 16, "batch_size": 4},
                     "optim": {"lr": 0.1}, "schedule": {"epochs": 1}, "method": {"type": "uniform"},
                     "runtime": {"cpu_threads": 1}, "seed": 0})
@@ -202,7 +202,7 @@ assert torch.allclose(logits, expect, atol=1e-5), (logits - expect).abs().max()
 assert torch.allclose(losses, torch.nn.functional.cross_entropy(expect, torch.tensor([t.train_set[i][1] for i in idx.tolist()]), reduction="none"), atol=1e-5)
 assert t.meter.forwards == {16: 4 - rank}, t.meter.forwards
 print("forward ok")
-dist.destroy_process_group()
+close_distributed()
 """
 
 

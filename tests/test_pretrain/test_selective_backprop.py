@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -259,18 +260,7 @@ def test_rank_state_resumes_the_draws_and_ranks_draw_apart():
 
 
 def test_two_gloo_ranks_select_per_device_like_one_process_per_shard(tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
-    procs = [subprocess.Popen([sys.executable, __file__, str(r), "2", str(tmp_path / "store"), str(tmp_path)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
-    logs = [p.communicate(timeout=180)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(logs)
-    got = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    got = gloo_ranks().run_ranks(__file__, tmp_path)
     for r in range(2):  # each rank = a single process given that rank's shard and generator
         want, _ = simulate(world=2, rank=r, steps=set(range(20, 40)))
         assert len(got[r]) == len(want) and all(torch.equal(a, b) for a, b in zip(got[r], want, strict=True))
@@ -278,18 +268,21 @@ def test_two_gloo_ranks_select_per_device_like_one_process_per_shard(tmp_path):
     assert all(not set(a.tolist()) & set(b.tolist()) for a, b in zip(*got, strict=True))
 
 
-def worker(rank: int, world: int, store: str, out: str) -> None:
-    import torch.distributed as dist
+def gloo_ranks():
+    import sys
 
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    torch.save(simulate(world=world, rank=rank, steps=set(range(20, 40)))[0], f"{out}/rank{rank}.pt")
-    dist.destroy_process_group()
+    sys.path.insert(0, str(Path(__file__).parent))
+    import gloo_ranks
+
+    return gloo_ranks
+
+
+def rank_job(world: int, rank: int, out) -> object:
+    return simulate(world=world, rank=rank, steps=set(range(20, 40)))[0]
 
 
 if __name__ == "__main__":
-    import sys
-
-    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    gloo_ranks().serve(rank_job)
 
 
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
