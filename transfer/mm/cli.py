@@ -214,6 +214,8 @@ def trained_backbone(ckpt: dict) -> object:
 
 
 def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    from pretrain.env import close_distributed
+
     args = parser.parse_args(argv)
     try:
         return run(args)
@@ -223,6 +225,8 @@ def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except OSError as err:  # e.g. a write that failed (full disk, file-size limit): the old file is intact
         print(f"error: {err}", file=sys.stderr)
         return 1
+    finally:  # mmengine leaves the group open: gloo threads alive at exit can abort a finished rank
+        close_distributed()
 
 
 def train_main(argv: list[str]) -> int:
