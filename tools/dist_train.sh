@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun, OpenMMLab style: one process per GPU, any config tools/train.py
-# takes (pre-training or transfer).
+# takes (pre-training or transfer). torchrun runs through pretrain.torchrun, which exits 75 when the
+# ranks were preempted (checkpoint written; requeue and --resume) where torchrun itself exits 1.
 #
 #   tools/dist_train.sh CONFIG GPUS [train.py args...]
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 tools/dist_train.sh CONFIG 8 [args...]   # on node 0
@@ -20,7 +21,7 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-python}
 
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec "$PYTHON" -m torch.distributed.run \
+PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec "$PYTHON" -m pretrain.torchrun \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" \
     "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"

@@ -104,7 +104,7 @@ def command(config: str | Path, work_dir: Path, options: list[str], resume: bool
     args += ["--resume"] if resume else []
     if ranks == 1:
         return [sys.executable, str(FAULTS), str(TRAIN), *args]
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks),
+    return [sys.executable, "-m", "pretrain.torchrun", "--nproc_per_node", str(ranks),  # as tools/dist_train.sh
             "--master_port", str(_free_port()), str(FAULTS), str(TRAIN), *args, "--launcher", "pytorch"]
 
 
@@ -190,17 +190,17 @@ def run_and_kill(config, work_dir: Path, options: list[str], ranks: int, resume:
     if sig == signal.SIGKILL:
         assert code != 0, f"the run exited 0 after SIGKILL:\n{launch.tail()}"
     else:
-        assert preempted(code, launch.tail(20000), ranks), f"no preemption exit after {sig.name} (exit {code}):\n{launch.tail()}"
+        assert preempted(code, launch.tail(20000)), f"no preemption exit after {sig.name} (exit {code}):\n{launch.tail()}"
     return RunRecord("killed" if sig == signal.SIGKILL else sig.name, code, time.time() - launch.t0, moment, rank)
 
 
-def preempted(code: int, output: str, ranks: int) -> bool:
-    """The preemption exit (75): the process's own code, or under torchrun every worker's in its report."""
+def preempted(code: int, output: str) -> bool:
+    """The preemption exit (75), from the process itself or from ``pretrain.torchrun`` for 2 ranks, whose
+    report then names a worker's 75 too."""
     from pretrain.launch import PREEMPTED_EXIT_CODE
 
-    if ranks == 1:
-        return code == PREEMPTED_EXIT_CODE
-    return code != 0 and len(re.findall(rf"exitcode\s*:\s*{PREEMPTED_EXIT_CODE}\b", output)) >= 1
+    workers = re.findall(r"exitcode\s*:\s*(-?\d+)", output)
+    return code == PREEMPTED_EXIT_CODE and (not workers or str(PREEMPTED_EXIT_CODE) in workers)
 
 
 # -- choosing moments ------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ How a pre-training stops and resumes (details in `pretrain/preempt.py`, `tools/s
 * SIGTERM or SIGUSR1 (`runtime.preempt_signals`): the step in progress finishes, `step_<n>.pth` is written
   atomically, every rank exits **75**; `--resume` continues bit for bit. `tools/slurm_train.sh` asks slurm
   for SIGUSR1 300 s before the time limit (`SIGNAL_LEAD_S`) and requeues the job on exit 75.
+  `tools/dist_train.sh` exits 75 too (`pretrain.torchrun`; torchrun itself exits 1 for any failed worker).
 * `runtime.checkpoint_minutes`: also a `step_<n>.pth` that often (the newest one kept), bounding what a
   SIGKILL loses.
 * All ranks agree before each step (one 3-flag all_reduce): a signal on one rank, or an unreadable image in

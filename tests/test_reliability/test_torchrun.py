@@ -1,0 +1,50 @@
+"""``pretrain.torchrun``: torchrun's own launcher, with a preemption's exit code (75) passed through."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pretrain.launch import PREEMPTED_EXIT_CODE
+from pretrain.torchrun import launcher_exit_code
+
+ROOT = Path(__file__).resolve().parents[2]
+P = PREEMPTED_EXIT_CODE
+
+
+@pytest.mark.parametrize(("first", "others", "expected"), [
+    (P, [], P),            # one rank failed first; torchrun stopped the other before it reported
+    (P, [P], P),           # both ranks preempted
+    (P, [-15], P),         # the other was still checkpointing when torchrun sent SIGTERM
+    (P, [1], None),        # another rank crashed: a crash, not a preemption
+    (1, [P], None),        # the first failure was a crash
+    (-9, [], None),        # SIGKILL (OOM killer, node loss) is not a preemption
+])
+def test_only_a_preemption_on_the_ranks_that_failed_maps_to_75(first, others, expected):
+    assert launcher_exit_code(first, others) == expected
+
+
+WORKER = """
+import os, sys
+codes = [int(c) for c in sys.argv[1].split(",")]
+sys.exit(codes[int(os.environ["LOCAL_RANK"])])
+"""
+
+
+@pytest.mark.parametrize(("codes", "expected"), [("0,0", 0), ("75,75", P), ("75,3", 1), ("3,75", 1)])
+def test_real_torchrun_workers_exit_codes(tmp_path, codes, expected):
+    """Two real workers under ``python -m pretrain.torchrun``; torchrun alone exits 1 for every failure."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    proc = subprocess.run([sys.executable, "-m", "pretrain.torchrun", "--nproc_per_node", "2",
+                           "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", str(worker), codes],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == expected, proc.stderr[-3000:]
+    if expected == P:
+        assert "the ranks were preempted" in proc.stderr and "exitcode  : 75" in proc.stderr
+    elif expected == 1:
+        assert "ChildFailedError" in proc.stderr  # torchrun's own error, re-raised unchanged
