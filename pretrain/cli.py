@@ -23,7 +23,7 @@ from .data import DataError
 from .errors import ConfigError
 from .models import ModelError
 from .plan import describe, make_plan
-from .workdir import LOG_FILE, atomic_write_text, git_revision, write_git_revision
+from .workdir import LOG_FILE, atomic_write_text, git_revision, remove_stale_temporaries, write_git_revision
 
 BAD_INPUT = (ConfigError, DataError, ModelError, CheckpointError)
 # dataset sizes --dry-run assumes when the config does not say (data.num_samples)
@@ -101,13 +101,18 @@ def list_methods() -> None:
 
 
 def prepare_work_dir(cfg: Config, work_dir: Path, resumed: bool, rev: str) -> None:
-    """Rank 0: the folder, the resolved config and the git revision; a fresh run keeps an old log aside."""
+    """Rank 0: the folder, the resolved config and the git revision; a fresh run keeps an old log aside, a
+    resumed one removes the temporary files of writes its predecessor was killed in."""
     work_dir.mkdir(parents=True, exist_ok=True)
     log = work_dir / LOG_FILE
     if not resumed and log.is_file():  # a fresh run in a used work dir: keep the old log
         log.rename(work_dir / f"log.{time.strftime('%Y%m%d_%H%M%S')}.jsonl")
     atomic_write_text(work_dir / "config.py", cfg.pretty_text)
     write_git_revision(work_dir, rev)
+    if resumed:  # the run that wrote here is gone: a write it was killed in left its temporary file
+        for path in remove_stale_temporaries(work_dir):
+            print(f"removed {path.relative_to(work_dir)}, left by a write the previous run was killed in",
+                  file=sys.stderr)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ Every file the project writes into a work dir, a report folder or a published-mo
 :func:`atomic_path`: the bytes land in a hidden temporary file beside the target (``.<name>.tmp<pid>``)
 and are renamed into place only when complete, so a reader never sees half a file. On ANY failure (a full
 disk, ``RLIMIT_FSIZE``, a signal turned into an exception, a bug in the writer) the temporary file is
-removed and the previous file stays as it was.
+removed and the previous file stays as it was. Only SIGKILL (or a lost node) leaves one behind:
+:func:`remove_stale_temporaries` removes those when a run resumes.
 
 ``last_checkpoint`` holds the path of the newest checkpoint, as mmengine's ``CheckpointHook`` writes it;
 pre-training writes it the same way. :func:`latest_checkpoint` is the one reader (through mmengine's
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,6 +56,39 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.tmp(?P<pid>\d+)$")  # atomic_path's ``.<name>.tmp<pid>``
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files of atomic writes that died with their process, anywhere under ``folder``.
+
+    A file counts as stale when its writer pid (in its name) is not a running process on this machine and
+    is not this process. Call it where the folder's previous writer is known to be gone (a resume, on the
+    rank that writes); a writer on another node of a shared file system would look dead from here.
+    Returns the files removed.
+    """
+    removed = []
+    for path in sorted(Path(folder).rglob(".*.tmp*")):
+        match = TEMPORARY_NAME.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not _running(pid):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _fsync(path: Path) -> None:

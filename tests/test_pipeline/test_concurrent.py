@@ -80,3 +80,30 @@ def test_two_jobs_run_a_scratch_fine_tuning_beside_the_pre_training_and_resume(t
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("done earlier, skipped") == 6 and " done in " not in again.stderr
+
+
+def test_a_stage_that_fails_beside_another_lets_it_finish_and_starts_nothing_new(tmp_path):
+    """``--jobs 2``: the scratch fine-tuning (its loader refuses batch size 0) fails while the pre-training
+    runs beside it. The pre-training still finishes and is marked; nothing new (its publish stage) starts;
+    the pipeline ends non-zero with one line naming the failed stage and its log."""
+    tiny, report = tmp_path / "tiny", tmp_path / "report"
+    config = tmp_path / "pipeline.py"
+    config.write_text(f"_base_ = ['{DEMO}']\ntasks = [dict(task='seg', config='configs/transfer/pspnet_r18b-d8_tiny.py', "
+                      "cfg_options={'train_dataloader.batch_size': 0})]\n")
+    cmd = [sys.executable, str(ROOT / "tools" / "pipeline.py"), str(config), "--quick", "--methods", "uniform",
+           "--seeds", "0", "--jobs", "2", "--report-dir", str(report), "--cfg-options", "scratch=True",
+           f"tiny_data.root={tiny}", f"data_roots.coco={tiny / 'coco'}", f"data_roots.cityscapes={tiny / 'cityscapes'}",
+           f"data_roots.shapes={tiny / 'shapes'}"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("OMP_NUM_THREADS", None)
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    assert run.returncode == 1, run.stderr[-4000:]
+    log = report / "logs" / "finetune__seg__scratch_s0.log"
+    assert run.stderr.strip().splitlines()[-1] == (f"error: finetune seg <- scratch seed 0 failed (exit 1) -- full log: "
+                                                   f"{log}; rerun the same command to resume")
+    assert "batch_size should be a positive integer" in log.read_text()
+    markers = {p.name for p in (report / "stages").glob("*.json")}
+    assert markers == {"pretrain__uniform_s0.json"}, markers  # the running stage was marked, nothing else
+    pretrain = _interval(json.loads((report / "stages" / "pretrain__uniform_s0.json").read_text()))
+    assert log.stat().st_mtime < pretrain[1], "the premise: the fine-tuning failed while the pre-training ran"
+    assert not list((report / "logs").glob("publish__*"))  # never started

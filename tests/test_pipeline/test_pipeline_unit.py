@@ -220,3 +220,18 @@ def test_every_shipped_pipeline_config_resolves(config, quick):
     spec = load_spec(config, quick=quick)
     names = [m.name for m in spec.methods]
     assert spec.methods and spec.tasks and set(spec.transfer_methods) <= set(names)
+
+
+def test_a_dict_given_on_the_command_line_is_one_line_not_a_traceback(tmp_path):
+    """mmengine's ``--cfg-options`` parses ``key={...}`` as text; the entry's overrides must be a dict."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    value = "{'train_dataloader.batch_size':0}"
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "pipeline.py"), str(DEMO), "--report-dir",
+                        str(tmp_path / "r"), "--cfg-options", f"tasks.4.cfg_options={value}"],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        f"error: tasks[4].cfg_options must be a dict of config overrides, got str {value!r}; --cfg-options")
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(PipelineError, match=r"^pretrain_cfg_options must be a dict .* got list \[1\]"):
+        load_spec(write_config(tmp_path, "pretrain_cfg_options = [1]"))

@@ -178,3 +178,45 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
         assert names(tmp) == []
         (tmp / "c.txt").write_text("3")
     assert names(out) == ["c.txt"] and names(tmp_path) == ["data"]
+
+
+KILLED_WRITER = """
+import sys, time
+from pretrain.workdir import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a checkpoint")
+    print(tmp.name, flush=True)
+    time.sleep(600)  # SIGKILLed here, inside the write
+"""
+
+
+def test_a_resume_removes_only_temporaries_whose_writer_is_gone(tmp_path):
+    """A SIGKILL inside an atomic write leaves ``.<name>.tmp<pid>``; once that pid is gone it is removed.
+    A running writer's temporary, this process's own and files that merely look alike stay."""
+    import signal
+
+    from pretrain.workdir import remove_stale_temporaries
+
+    (tmp_path / "selection").mkdir()
+    target = tmp_path / "selection" / "epoch_003.npz"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    dead = tmp_path / "selection" / writer.stdout.readline().strip()
+    assert dead.name == f".epoch_003.npz.tmp{writer.pid}" and dead.is_file()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        live = tmp_path / f".epoch_4.pth.tmp{alive.pid}"
+        live.write_bytes(b"being written")
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=60)
+        own = tmp_path / f".log.jsonl.tmp{os.getpid()}"
+        lookalikes = [tmp_path / ".notes.tmpfile", tmp_path / "epoch_5.pth.tmp1"]
+        for p in (own, *lookalikes):
+            p.write_text("x")
+        assert remove_stale_temporaries(tmp_path) == [dead]
+        assert not dead.exists() and not target.exists()
+        assert live.is_file() and own.is_file() and all(p.is_file() for p in lookalikes)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert remove_stale_temporaries(tmp_path) == [live]  # its writer is gone now

@@ -68,7 +68,7 @@ def interruptions(records: list[dict]) -> list[str]:
     rows.sort(key=lambda r: (r["ranks"], r["config"]))
     lines = ["## Pre-training interrupted and resumed", "",
              "| config | ranks | runs (after the shared uninterrupted one) | SIGKILL at | caught signal at (exit) | compared bit for bit with an uninterrupted "
-             "run | identical | temporaries left by kills |", "|---|---|---|---|---|---|---|---|"]
+             "run | identical | temporaries left after the resume |", "|---|---|---|---|---|---|---|---|"]
     totals: Counter = Counter()
     for r in rows:
         kills = [x for x in r["runs"] if x["kind"] == "killed"]
@@ -86,7 +86,8 @@ def interruptions(records: list[dict]) -> list[str]:
                   f"bytes {totals['checkpoint']}, before `last_checkpoint` moved {totals['pointer']}, inside the "
                   f"end-of-epoch rule {totals['selection']}); identical to the uninterrupted run: "
                   f"{totals['identical']} of {totals['configs']}. A SIGKILL inside a write leaves that write's "
-                  "hidden temporary file (`.<name>.tmp<pid>`) behind; the final files are never affected."]
+                  "hidden temporary file (`.<name>.tmp<pid>`) behind, never a changed final file; the resume "
+                  "removes it (its writer pid is not running)."]
     return lines
 
 

@@ -47,6 +47,7 @@ def test_killed_and_preempted_then_resumed_is_bit_identical(config, references, 
     assert all(r.returncode == -9 for r in report.runs if r.kind == "killed")
     assert [r.returncode for r in report.runs if r.kind.startswith("SIG")] == [75]
     assert report.compared and not report.differences
+    assert not report.stale_temporaries  # a kill inside a write leaves one; the resume removes it
 
 
 # On 2 ranks CI covers the methods whose state crosses ranks (gathered loss/score tables, per-rank
@@ -66,3 +67,4 @@ def test_two_ranks_one_signalled_all_stop_and_resume_is_bit_identical(config, re
     assert len(report.signalled) == 1 and len(report.kills) == kills and not report.differences
     # pretrain.torchrun (tools/dist_train.sh) passes the ranks' 75 on, where torchrun itself exits 1
     assert [r.returncode for r in report.runs if r.kind.startswith("SIG")] == [75]
+    assert not report.stale_temporaries

@@ -119,9 +119,11 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
     """Read a pipeline config; apply ``quick``, ``cfg_options``, then the subsets (comma lists)."""
     d = read_config(path, quick, cfg_options)
     data_roots = {k: str(v) for k, v in (d.get("data_roots") or {}).items()}
-    m_specs = [MethodSpec(m["name"], m["config"], m.get("cfg_options", {})) for m in _entries(d, "methods", "name")]
-    t_specs = [TransferSpec(str(t.get("name", t["task"])), t["task"], t["config"], t.get("cfg_options", {}),
-                            _task_data(t, data_roots)) for t in _entries(d, "tasks", "task")]
+    m_specs = [MethodSpec(m["name"], m["config"], _options(m.get("cfg_options"), f"methods[{i}].cfg_options"))
+               for i, m in enumerate(_entries(d, "methods", "name"))]
+    t_specs = [TransferSpec(str(t.get("name", t["task"])), t["task"], t["config"],
+                            _options(t.get("cfg_options"), f"tasks[{i}].cfg_options"), _task_data(t, data_roots))
+               for i, t in enumerate(_entries(d, "tasks", "task"))]
     for t in t_specs:
         if t.data is not None and t.data not in data_roots:
             raise PipelineError(f"task {t.name!r}: data {t.data!r} is not a key of data_roots {sorted(data_roots)}")
@@ -147,7 +149,8 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
         tseeds = [s for s in tseeds if s in seed_list] or seed_list[:1]
     return PipelineSpec(Path(report_dir or d["report_dir"]), tuple(m_specs), tuple(t_specs), tuple(seed_list),
                         tuple(tseeds), tuple(tmethods), d.get("seed_key", "seed"), d.get("arch"),
-                        d.get("pretrain_cfg_options") or {}, d.get("transfer_cfg_options") or {}, data_roots,
+                        _options(d.get("pretrain_cfg_options"), "pretrain_cfg_options"),
+                        _options(d.get("transfer_cfg_options"), "transfer_cfg_options"), data_roots,
                         d.get("pretrain_data"), d.get("tiny_data"), Launch.from_config(d.get("launch")),
                         bool(d.get("scratch", False)))
 
@@ -160,6 +163,16 @@ def _entries(d: dict[str, Any], key: str, required: str) -> list[dict[str, Any]]
         if missing:
             raise PipelineError(f"{key}[{i}] needs a '{missing[0]}' key (dict({required}=..., config=...))")
     return list(entries)
+
+
+def _options(value: Any, where: str) -> dict[str, Any]:
+    """A ``cfg_options`` entry: a dict of config overrides (None: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):  # e.g. ``tasks.0.cfg_options={...}`` on the command line arrives as text
+        raise PipelineError(f"{where} must be a dict of config overrides, got {type(value).__name__} {value!r}; "
+                            "--cfg-options cannot give a dict: set it in a pipeline config that inherits this one")
+    return dict(value)
 
 
 def _task_data(t: dict[str, Any], data_roots: dict[str, str]) -> str | None:
