@@ -3,8 +3,9 @@
 torchrun ends with its own exit code 1 whenever a worker fails, whatever the worker's code, so a
 preempted multi-rank pre-training (every rank checkpoints and exits 75) looked like a crash to anything
 that requeues on 75. This runs torch's own ``torch.distributed.run.main`` unchanged and only maps the
-outcome: when the ranks that failed were preempted (see :func:`launcher_exit_code`) it prints torchrun's
-failure report and exits 75; any other failure is re-raised exactly as torchrun raises it (exit 1).
+outcome: it prints torchrun's report of the failed workers (without a traceback through the launcher's
+own frames: a worker's error stays the only one shown) and exits 75 when the ranks that failed were
+preempted (see :func:`launcher_exit_code`), otherwise 1, as torchrun does.
 ``tools/dist_train.sh`` launches through this.
 """
 from __future__ import annotations
@@ -36,13 +37,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         torchrun(argv)
-    except ChildFailedError as err:
+    except ChildFailedError as err:  # torchrun's report of its workers, without a launcher traceback
         first_rank, first = err.get_first_failure()
         others = [f.exitcode for rank, f in err.failures.items() if rank != first_rank]
         code = launcher_exit_code(first.exitcode, others)
+        print(f"{type(err).__module__}.{type(err).__name__}: {err}", file=sys.stderr, flush=True)
         if code is None:
-            raise
-        print(err.format_msg(), file=sys.stderr)
+            return 1  # torchrun's own exit code for a failed worker
         print(f"torchrun: the ranks were preempted (checkpoint written); exit {code}, resume with --resume",
               file=sys.stderr, flush=True)
         return code
