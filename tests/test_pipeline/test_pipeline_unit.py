@@ -170,6 +170,24 @@ def test_progress_off_a_terminal_prints_plain_lines(tmp_path):
     assert "\r" not in log.read_text()
 
 
+
+def test_progress_side_by_side_ends_with_the_number_it_began_with(tmp_path):
+    """Stages run side by side end out of order; each end line repeats its begin line's [k/total]."""
+    log = tmp_path / "progress.txt"
+    with open(log, "w") as f:
+        p = Progress(3, stream=f, heartbeat_s=1e9, tick=False)
+        p.begin("pretrain uniform seed 0")
+        p.begin("finetune seg <- scratch seed 0")
+        p.end("finetune seg <- scratch seed 0 done", "finetune seg <- scratch seed 0")
+        p.begin("publish uniform seed 0")
+        p.end("pretrain uniform seed 0 done", "pretrain uniform seed 0")
+        p.end("publish uniform seed 0 done", "publish uniform seed 0")
+        p.close()
+    prefixes = [(ln.split("] ")[0] + "]", ln.split("] ")[1].split(" (total")[0]) for ln in log.read_text().splitlines()]
+    assert prefixes == [("[1/3]", "pretrain uniform seed 0 ..."), ("[2/3]", "finetune seg <- scratch seed 0 ..."),
+                        ("[2/3]", "finetune seg <- scratch seed 0 done"), ("[3/3]", "publish uniform seed 0 ..."),
+                        ("[1/3]", "pretrain uniform seed 0 done"), ("[3/3]", "publish uniform seed 0 done")]
+
 def test_progress_heartbeat_while_the_child_is_silent(tmp_path):
     log = tmp_path / "progress.txt"
     with open(log, "w") as f:

@@ -33,6 +33,7 @@ class Progress:
         self.t0 = self._last = time.monotonic()
         self.started: dict[str, float] = {}  # label -> when it began (kept after it ends, for stage_seconds)
         self.running: list[str] = []  # labels of the stages running now, oldest first
+        self.numbers: dict[str, int] = {}  # label -> its [k/total] from begin, which its end line repeats
         self.latest = ""  # the newest output line of any running stage
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -63,7 +64,7 @@ class Progress:
             self.started[label] = self._last = time.monotonic()
             self.running.append(label)
             self.latest = ""
-            k = self.done + len(self.running)
+            k = self.numbers[label] = self.done + len(self.running)
         if self.bar is not None:
             self.bar.set_description_str(f"{self._prefix(k)} {self._describe()}", refresh=False)
             self.bar.set_postfix_str("", refresh=True)
@@ -89,10 +90,12 @@ class Progress:
     def end(self, message: str, label: str | None = None) -> None:
         """A stage ended (``label``: which one, default the newest running)."""
         with self._lock:
-            self._print(f"{self._prefix()} {message} (total {fmt_s(self.elapsed())})")
+            key = (label if label in self.running else self.running[-1]) if self.running else None
+            # the number its begin line showed: with stages side by side, they end out of order
+            self._print(f"{self._prefix(self.numbers.pop(key, None))} {message} (total {fmt_s(self.elapsed())})")
             self.done += 1
-            if self.running:
-                self.running.remove(label if label in self.running else self.running[-1])
+            if key is not None:
+                self.running.remove(key)
             if self.bar is not None:
                 if self.running:
                     self.bar.set_description_str(f"{self._prefix()} {self._describe()}", refresh=False)
