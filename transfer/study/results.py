@@ -3,8 +3,9 @@
 One row per pre-training method per backbone (mean over seeds, ± std in Markdown when there are several),
 each followed by a Δ row against the uniform (100%) baseline of the same backbone and downstream config:
 Δ = row − baseline, so positive is better for AP/mIoU/accuracy and negative is better for error rates.
-Runs are grouped by (backbone, method, relative cost in samples) read from the run summary (pre-training)
-or the backbone meta that transfer records in ``metrics.json``. A transfer run without a backbone file
+Runs are grouped by (backbone, method, method parameters) read from the pre-training's config and summary
+or the backbone meta that transfer records in ``metrics.json`` (without parameters: the relative cost in
+samples stands for them). Not by the achieved cost: that of a loss-driven method differs by seed. A transfer run without a backbone file
 (``--backbone none``: a randomly initialised backbone) is the ``scratch`` row, set apart at the bottom of
 its block, with its own Δ row (scratch − uniform: what pre-training buys). Δ rows pair the runs by seed
 and carry a paired 95% t interval (:mod:`.stats`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,8 @@ class GroupKey:
     """What makes runs comparable repeats of one another (seeds differ, nothing else)."""
     arch: str
     method: str
-    cost: float  # relative cost in samples, rounded to 0.1%
+    variant: str  # the method's parameters (canonical JSON), or the rounded cost where they are not recorded
+    cost: float = field(default=1.0, compare=False)  # relative cost in samples, rounded to 0.1% (ordering only)
 
     @property
     def is_uniform(self) -> bool:
@@ -47,10 +50,13 @@ BN_SUFFIX = "+bn"  # a backbone whose BatchNorm statistics were recalibrated is 
 
 
 def group_key(meta: dict[str, Any]) -> GroupKey:
-    """What a run repeats: architecture, method (with ``+bn`` after BN recalibration) and relative cost."""
+    """What a run repeats: architecture, method (with ``+bn`` after BN recalibration) and its parameters."""
     cost = meta.get("relative_cost_samples")
+    cost = round(float(cost), 3) if cost is not None else 1.0
     method = str(meta.get("method")) + (BN_SUFFIX if meta.get("bn_recalibrate") else "")
-    return GroupKey(str(meta.get("arch")), method, round(float(cost), 3) if cost is not None else 1.0)
+    params = meta.get("method_params")
+    variant = f"cost={cost}" if params is None else json.dumps(params, sort_keys=True, default=str)
+    return GroupKey(str(meta.get("arch")), method, variant, cost)
 
 
 def scratch_meta(arch: str | None) -> dict[str, Any]:
@@ -69,7 +75,26 @@ class PretrainRun:
     def key(self) -> GroupKey:
         # the summary line does not say whether BN was recalibrated; the last epoch line does
         bn = next((e["bn_recalibrate"] for e in reversed(self.epochs) if e.get("bn_recalibrate")), None)
-        return group_key({**self.summary, "bn_recalibrate": bn})
+        return group_key({**self.summary, "bn_recalibrate": bn, "method_params": self.method_params})
+
+    @property
+    def method_params(self) -> dict[str, Any] | None:
+        """The method section of the config dumped beside the log, less its type: what publishing records
+        as ``method_params`` (pretrain.checkpoint.make_meta); None where there is no readable dump."""
+        config = self._config()
+        if config is None or not isinstance(config.get("method"), dict):
+            return None
+        return {k: v for k, v in config["method"].items() if k != "type"}
+
+    def _config(self) -> dict[str, Any] | None:
+        if not (self.work_dir / "config.py").is_file():
+            return None
+        from mmengine.config import Config
+
+        try:
+            return Config.fromfile(str(self.work_dir / "config.py")).to_dict()
+        except Exception:  # noqa: BLE001 - an unreadable dump only costs the grouping by parameters
+            return None
 
     @property
     def seed(self) -> int | None:
