@@ -17,6 +17,7 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +82,22 @@ class PretrainRun:
     def method_params(self) -> dict[str, Any] | None:
         """The method section of the config dumped beside the log, less its type: what publishing records
         as ``method_params`` (pretrain.checkpoint.make_meta); None where there is no readable dump."""
-        config = self._config()
+        config = self.config
         if config is None or not isinstance(config.get("method"), dict):
             return None
         return {k: v for k, v in config["method"].items() if k != "type"}
 
-    def _config(self) -> dict[str, Any] | None:
+    @cached_property
+    def config(self) -> dict[str, Any] | None:
+        """The config dumped beside the log, read once; None where there is none or it does not parse
+        (that costs only the pairing by seed and the grouping by parameters)."""
         if not (self.work_dir / "config.py").is_file():
             return None
         from mmengine.config import Config
 
         try:
             return Config.fromfile(str(self.work_dir / "config.py")).to_dict()
-        except Exception:  # noqa: BLE001 - an unreadable dump only costs the grouping by parameters
+        except Exception:  # noqa: BLE001 - an unreadable dump: see above
             return None
 
     @property
@@ -101,13 +105,8 @@ class PretrainRun:
         """The run's seed: the summary's, else the ``seed`` of the config dumped beside it (the summary line
         does not carry it), else None (then the run pairs with nothing)."""
         seed = self.summary.get("seed")
-        if seed is None and (self.work_dir / "config.py").is_file():
-            from mmengine.config import Config
-
-            try:
-                seed = Config.fromfile(str(self.work_dir / "config.py")).get("seed")
-            except Exception:  # noqa: BLE001 - an unreadable dump only costs the pairing
-                seed = None
+        if seed is None and self.config is not None:
+            seed = self.config.get("seed")
         return None if seed is None else int(seed)
 
     @property
