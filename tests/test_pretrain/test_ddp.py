@@ -55,7 +55,8 @@ def test_two_ranks_train_dar_with_one_subset(tmp_path):
 
 CHECK_WORKER = """
 import sys, torch, torch.distributed as dist
-from pretrain.env import close_distributed, init_process_group, same_on_all_ranks
+from dar_common.process_group import close_distributed, init_process_group
+from pretrain.env import same_on_all_ranks
 rank, port = int(sys.argv[1]), sys.argv[2]
 init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
 same_on_all_ranks(torch.arange(5), "equal tensors")
@@ -112,14 +113,13 @@ def test_process_group_threads_are_joined_before_the_interpreter_exits(tmp_path)
 
 PINNED_WORKER = """
 import json, sys, torch, torch.distributed as dist
-from pretrain.env import close_distributed, init_process_group
+from dar_common.process_group import close_distributed, init_process_group
 make = init_process_group if sys.argv[1] == "ours" else dist.init_process_group
 make("gloo", init_method="file://" + sys.argv[2], rank=0, world_size=1)
 import torch._dynamo  # after the group exists, as a lazily imported module (timm, torchvision) does
 dist.all_reduce(torch.ones(2))
 close_distributed()
-sys.path.insert(0, sys.argv[3])
-from gloo_ranks import gloo_threads
+from helpers.gloo_ranks import gloo_threads
 print(json.dumps(gloo_threads()))
 """
 
@@ -132,9 +132,10 @@ def test_a_group_made_before_dynamo_is_imported_is_still_freed(tmp_path, create)
     ``close_distributed`` and its gloo threads run into interpreter exit. CI saw the resulting abort in a
     KAKURENBO two-rank test whose method imported timm lazily. ``init_process_group`` imports it first;
     the plain torch call is the control that shows the pin."""
-    cmd = [sys.executable, "-c", PINNED_WORKER, create, str(tmp_path / "store"), str(Path(__file__).parent)]
+    cmd = [sys.executable, "-c", PINNED_WORKER, create, str(tmp_path / "store")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "OMP_NUM_THREADS": "1",
+                               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
     assert proc.returncode == 0, proc.stderr[-3000:]
     left = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (left == []) if create == "ours" else ("pt_gloo_runloop" in left), proc.stdout

@@ -4,10 +4,10 @@ This file is also the worker script (``gloo_ranks``: it is started once per rank
 """
 
 import math
-import sys
 from pathlib import Path
 
 import torch
+from helpers import gloo_ranks
 
 from pretrain.selection.dar import DaRParams
 from pretrain.selection.samplers import DaRSampler
@@ -89,7 +89,7 @@ def same_table(a, b) -> bool:
 
 
 def test_two_gloo_ranks_agree_with_one_process(tmp_path):
-    ranks = gloo_ranks().run_ranks(__file__, tmp_path, world=WORLD)
+    ranks = gloo_ranks.run_ranks(__file__, tmp_path, world=WORLD)
 
     for got in ranks:  # variable sizes gathered in rank order, int64 exact
         idx, loss = got["gather"]
@@ -120,12 +120,5 @@ def test_without_process_group_gather_is_identity_and_scatter_keeps_first():
     assert same_table(table, torch.tensor([2.0, float("nan"), 1.0, float("nan"), 7.0]))
 
 
-def gloo_ranks():
-    sys.path.insert(0, str(Path(__file__).parent))
-    import gloo_ranks
-
-    return gloo_ranks
-
-
 if __name__ == "__main__":
-    gloo_ranks().serve(rank_job)
+    gloo_ranks.serve(rank_job)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import gloo_ranks, sigkill
 from scipy.stats import chisquare
 
 from pretrain.selection.infobatch import (
@@ -197,7 +198,7 @@ def test_adapter_follows_the_rule_with_persistent_scores():
 
 def test_two_gloo_ranks_with_bf16_losses_agree_with_one_process(tmp_path):
     assert torch.tensor([601.0]).bfloat16().long().item() != 601  # an index cast to bf16 would be wrong
-    ranks = gloo_ranks().run_ranks(__file__, tmp_path)
+    ranks = gloo_ranks.run_ranks(__file__, tmp_path)
     one = simulate()
     for r in range(2):
         got = ranks[r]
@@ -208,22 +209,12 @@ def test_two_gloo_ranks_with_bf16_losses_agree_with_one_process(tmp_path):
     check_against_rule(one)
 
 
-def gloo_ranks():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import gloo_ranks
-
-    return gloo_ranks
-
-
 def rank_job(world: int, rank: int, out) -> object:
     return simulate(world, rank)
 
 
 if __name__ == "__main__":
-    gloo_ranks().serve(rank_job)
-
+    gloo_ranks.serve(rank_job)
 
 
 def test_the_trainer_trains_on_the_weighted_batch_mean(tmp_path):
@@ -259,20 +250,13 @@ def test_the_trainer_trains_on_the_weighted_batch_mean(tmp_path):
     assert not all(torch.allclose(g, h, rtol=1e-3, atol=1e-5) for g, h in zip(got, plain, strict=True))
 
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
-def harness():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import sigkill
-
-    return sigkill
 
 
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs, all pruning (ceil(0.8 x 4)); killed inside epoch 3, when the subset is pruned and weighted."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]
-    final = harness().check_kill_and_resume("tiny_digits_infobatch.py", tmp_path, options, kill_in=3, epochs=4)
-    log = harness().log_lines(tmp_path / "full")
+    final = sigkill.check_kill_and_resume("tiny_digits_infobatch.py", tmp_path, options, kill_in=3, epochs=4)
+    log = sigkill.log_lines(tmp_path / "full")
     assert [x["kept_fraction"] < 1 for x in log[:4]] == [False, True, True, True]  # it did prune
     assert not torch.isnan(final["method"]["scores"]).any()  # every sample was scored at some point
     assert not final["method"]["weighted"]  # after the last epoch: nothing left to weight
@@ -283,4 +267,4 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     ("method.delta=0", "method.delta (InfoBatch's share of pruning epochs) must be in (0, 1], got 0"),
 ])
 def test_bad_params_are_one_error_line_and_exit_2_before_training(option, message, tmp_path):
-    assert harness().rejected("tiny_digits_infobatch.py", tmp_path / "run", [option]) == [f"error: {message}"]
+    assert sigkill.rejected("tiny_digits_infobatch.py", tmp_path / "run", [option]) == [f"error: {message}"]

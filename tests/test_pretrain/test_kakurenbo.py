@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import gloo_ranks, sigkill
 
 from pretrain.selection.kakurenbo import (
     KakurenboParams,
@@ -198,7 +198,7 @@ def test_adapter_hides_refreshes_and_scales_the_lr():
 
 
 def test_two_gloo_ranks_agree_with_one_process(tmp_path):
-    ranks = gloo_ranks().run_ranks(__file__, tmp_path)
+    ranks = gloo_ranks.run_ranks(__file__, tmp_path)
     one = simulate()
     for r in range(2):
         got = ranks[r]
@@ -210,38 +210,22 @@ def test_two_gloo_ranks_agree_with_one_process(tmp_path):
     check_against_rule(one)
 
 
-def gloo_ranks():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import gloo_ranks
-
-    return gloo_ranks
-
-
 def rank_job(world: int, rank: int, out) -> object:
     return simulate(world, rank)
 
 
 if __name__ == "__main__":
-    gloo_ranks().serve(rank_job)
+    gloo_ranks.serve(rank_job)
 
 
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
-def harness():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import sigkill
-
-    return sigkill
 
 
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs: warm-up, then F_e = 0.24, 0.24, 0.18; killed inside epoch 3 (samples hidden, refreshed)."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]
-    final = harness().check_kill_and_resume("tiny_digits_kakurenbo.py", tmp_path, options, kill_in=3, epochs=4)
-    log = harness().log_lines(tmp_path / "full")
+    final = sigkill.check_kill_and_resume("tiny_digits_kakurenbo.py", tmp_path, options, kill_in=3, epochs=4)
+    log = sigkill.log_lines(tmp_path / "full")
     assert log[2]["refreshed"] > 0 and log[2]["kept_fraction"] < 1 and log[2]["lr_factor"] == pytest.approx(1 / 0.76)
     assert final["method"]["hidden"].numel() == 0  # nothing to hide after the last epoch
 
@@ -251,4 +235,4 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     ("method.max_fraction=1.0", "method.max_fraction (KAKURENBO's F) must be in [0, 1), got 1.0"),
 ])
 def test_bad_params_are_one_error_line_and_exit_2_before_training(option, message, tmp_path):
-    assert harness().rejected("tiny_digits_kakurenbo.py", tmp_path / "run", [option]) == [f"error: {message}"]
+    assert sigkill.rejected("tiny_digits_kakurenbo.py", tmp_path / "run", [option]) == [f"error: {message}"]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import gloo_ranks, sigkill
 from scipy.stats import chisquare
 
 from pretrain.selection.selective_backprop import (
@@ -124,6 +124,30 @@ def test_schedule_window_and_interrupt():
 def test_counts_and_scoring_resolution():
     assert kept_count(32, 0.5) == 16 and kept_count(3, 0.5) == 1 and kept_count(10, 0.7) == 7
     assert score_resolution(224, 0.5) == 112 and score_resolution(32, 1.0) == 32 and score_resolution(7, 0.5) == 3
+
+
+@pytest.mark.parametrize("keep, n", [(0.29, 100), (0.57, 100), (0.5, 33), (0.7, 10), (0.1, 30)])
+def test_counts_and_sizes_are_composers_float_ones(keep, n):
+    # Composer: n_select = int(keep * N); the scoring image is F.interpolate(scale_factor=keep,
+    # recompute_scale_factor=False)'s size -- both in floating point (0.29 * 100 = 28.999999999999996 -> 28)
+    assert kept_count(n, keep) == int(keep * n)
+    size = torch.nn.functional.interpolate(torch.zeros(1, 1, n, n), scale_factor=keep, mode="bilinear",
+                                           align_corners=False, recompute_scale_factor=False).shape[-1]
+    assert score_resolution(n, keep) == size
+
+
+def test_nan_ranks_above_inf_as_in_composers_argsort():
+    losses = torch.tensor([math.nan, math.inf, 0.1, math.nan])
+    ascending = torch.argsort(losses[:3])  # Composer's ranking (distinct values: no tie to break)
+    assert ascending.tolist() == [2, 1, 0]
+    # ours for the same batch: keep 0.7 of 3 draws 2 ranks; the ranks map to positions through that order
+    for seed in range(5):
+        ranks = torch.multinomial(rank_probabilities(3, 0.7), 2, replacement=False, generator=gen(seed))
+        assert torch.equal(select_by_loss(losses[:3], 0.7, gen(seed)), ascending[ranks].sort().values)
+    # two NaNs keep their batch order (stable): ascending positions 2, 1, 0, 3
+    for seed in range(5):
+        ranks = torch.multinomial(rank_probabilities(4, 0.5), 2, replacement=False, generator=gen(seed))
+        assert torch.equal(select_by_loss(losses, 0.5, gen(seed)), torch.tensor([2, 1, 0, 3])[ranks].sort().values)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -260,7 +284,7 @@ def test_rank_state_resumes_the_draws_and_ranks_draw_apart():
 
 
 def test_two_gloo_ranks_select_per_device_like_one_process_per_shard(tmp_path):
-    got = gloo_ranks().run_ranks(__file__, tmp_path)
+    got = gloo_ranks.run_ranks(__file__, tmp_path)
     for r in range(2):  # each rank = a single process given that rank's shard and generator
         want, _ = simulate(world=2, rank=r, steps=set(range(20, 40)))
         assert len(got[r]) == len(want) and all(torch.equal(a, b) for a, b in zip(got[r], want, strict=True))
@@ -268,40 +292,23 @@ def test_two_gloo_ranks_select_per_device_like_one_process_per_shard(tmp_path):
     assert all(not set(a.tolist()) & set(b.tolist()) for a, b in zip(*got, strict=True))
 
 
-def gloo_ranks():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import gloo_ranks
-
-    return gloo_ranks
-
-
 def rank_job(world: int, rank: int, out) -> object:
     return simulate(world=world, rank=rank, steps=set(range(20, 40)))[0]
 
 
 if __name__ == "__main__":
-    gloo_ranks().serve(rank_job)
+    gloo_ranks.serve(rank_job)
 
 
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
-def harness():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import sigkill
-
-    return sigkill
 
 
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs of 43 steps: SB selects in steps 86-154, i.e. epochs 3-4; killed inside epoch 3."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]
-    final = harness().check_kill_and_resume("tiny_digits_selective_backprop.py", tmp_path, options, kill_in=3,
+    final = sigkill.check_kill_and_resume("tiny_digits_selective_backprop.py", tmp_path, options, kill_in=3,
                                             epochs=4)
-    log = harness().log_lines(tmp_path / "full")
+    log = sigkill.log_lines(tmp_path / "full")
     assert [x["selection_flops"] > 0 for x in log[:4]] == [False, False, True, True]
     assert "generator" in final["ranks"][0]["method"]
 
@@ -311,4 +318,4 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     (["method.start=0.9", "method.end=0.5"], "method.start=0.9 must be < method.end=0.5 (Selective Backprop's active window)"),
 ])
 def test_bad_params_are_one_error_line_and_exit_2_before_training(options, message, tmp_path):
-    assert harness().rejected("tiny_digits_selective_backprop.py", tmp_path / "run", options) == [f"error: {message}"]
+    assert sigkill.rejected("tiny_digits_selective_backprop.py", tmp_path / "run", options) == [f"error: {message}"]

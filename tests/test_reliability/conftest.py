@@ -1,13 +1,10 @@
 """Shared fixture of the reliability tests: one uninterrupted reference run per (config, options, ranks)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Reference, reference_run  # noqa: E402
+from helpers.harness import Reference, reference_run
 
 
 class References:

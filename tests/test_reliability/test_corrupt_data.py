@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harness import ROOT, Launch, _log, compare_work_dirs, run_to_end, write_record
+from helpers.harness import ROOT, Launch, _log, compare_work_dirs, run_to_end, write_record
 from PIL import Image
 
 from pretrain.data import BadImageError, build_dataset
@@ -146,7 +146,7 @@ def test_substitute_mode_is_deterministic_logged_once_and_bounded(tmp_path):
 
 
 def _cmd(work_dir: Path, opts: list[str], resume: bool = False) -> list[str]:
-    from harness import command
+    from helpers.harness import command
 
     return command(CONFIG, work_dir, opts, resume, 1)
 
@@ -168,7 +168,7 @@ def test_a_file_corrupted_mid_run_on_rank_1_stops_both_ranks_with_one_line(tmp_p
     """The file goes bad where rank 1 (not rank 0) reads it in epoch 2: both ranks stop at the same step
     (the per-step agreement of pretrain.preempt), rank 0 prints the failing rank's line, and after the
     fix a 2-rank --resume finishes."""
-    from harness import command
+    from helpers.harness import command
 
     from pretrain.selection.samplers import UniformSampler
 

@@ -5,7 +5,7 @@ end-of-epoch rule; a caught preemption signal (SIGTERM or SIGUSR1, alternating b
 step, writes ``step_<n>.pth`` and exits 75. Every shipped tiny config is covered (a new method's config
 is picked up by the glob): one chain of two SIGKILLs and one preemption signal on one rank; under 2 gloo
 ranks one preemption signal sent to one rank (drawn), and for two methods that keep state across ranks
-two SIGKILLs as well. More: ``python tests/test_reliability/harness.py CONFIG --kills 10 --terms 3 [--ranks 2]``.
+two SIGKILLs as well. More: ``python tests/helpers/harness.py CONFIG --kills 10 --terms 3 [--ranks 2]``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from harness import ROOT, kill_and_resume
+from helpers.harness import ROOT, kill_and_resume
 
 CONFIGS = sorted((ROOT / "configs" / "pretrain").glob("tiny_digits_*.py"))
 OPTIONS = ["data.batch_size=128"]  # 11 steps an epoch: 6 epochs in seconds, every seam still passed

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer_runs import ROOT, TIMEOUT_S, TINY, pipeline_config, tool, write_record  # noqa: E402
+from helpers.transfer_runs import ROOT, TIMEOUT_S, TINY, pipeline_config, tool, write_record
 
 pytestmark = pytest.mark.slow
 PIPELINE = ROOT / "tools" / "pipeline.py"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import signal
 
 import pytest
-from harness import ROOT, compare_work_dirs, run_to_end
-from render_doc import render
+from helpers.harness import ROOT, compare_work_dirs, run_to_end
+from helpers.render_doc import render
 
 from pretrain.cli import train_main
 from pretrain.preempt import parse_signals

@@ -17,19 +17,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from harness import ROOT, TRAIN, _env, write_record
+from helpers.harness import ROOT, TRAIN, _env, write_record
 
 CONFIG = ROOT / "configs" / "pretrain" / "tiny_digits_dar.py"
 UNIFORM = ROOT / "configs" / "pretrain" / "tiny_digits_uniform.py"
 OPTIONS = ["data.batch_size=128"]  # the interruption tests' options: their reference run is reused
-FSIZE = Path(__file__).resolve().parent / "fsize.py"
+FSIZE = ROOT / "tests" / "helpers" / "fsize.py"
 
 
 def train(work_dir: Path, *args: str, options: list[str] = OPTIONS, prefix: list[str] | None = None,
           ranks: int = 1, config: Path = CONFIG, timeout: float = 600) -> subprocess.CompletedProcess:
     cmd = [str(config), "--work-dir", str(work_dir), "--cfg-options", *options, *args]
     if ranks > 1:
-        from harness import _free_port
+        from helpers.harness import _free_port
 
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port",
                str(_free_port()), str(TRAIN), *cmd, "--launcher", "pytorch"]

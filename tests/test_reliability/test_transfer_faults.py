@@ -24,10 +24,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fsize import limited  # noqa: E402
-from transfer_runs import (  # noqa: E402
+from helpers.fsize import limited
+from helpers.transfer_runs import (
     ROOT,
     TIMEOUT_S,
     TINY,

@@ -24,7 +24,7 @@ import transfer  # noqa: F401  (first: provides mmcv's ops on the lite stack)
 from transfer.mm import mmcv_lite_ops
 
 ROOT = Path(__file__).resolve().parents[2]
-DRIVER = Path(__file__).parent / "maskrcnn_losses.py"
+DRIVER = ROOT / "tests" / "helpers" / "maskrcnn_losses.py"
 ITERATIONS = 20
 TOLERANCE = 1e-4
 

@@ -101,8 +101,7 @@ def test_resnet18_variant_trains_and_tests_distributed_on_cpu(tiny_root, backbon
 
 THREADS_WORKER = """
 import os, sys
-sys.path.insert(0, sys.argv.pop(1))
-from gloo_ranks import gloo_threads
+from helpers.gloo_ranks import gloo_threads
 from transfer.mm.cli import train_main
 code = train_main(sys.argv[1:])
 print(f"rank {os.environ['RANK']} exit {code} gloo threads {gloo_threads()}")
@@ -112,18 +111,19 @@ print(f"rank {os.environ['RANK']} exit {code} gloo threads {gloo_threads()}")
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc")
 def test_distributed_fine_tuning_closes_its_process_group(tiny_root, tmp_path):
     """mmengine leaves the process group open after ``runner.train()``; its gloo threads then run into
-    interpreter exit, where one can abort a rank that finished (see ``pretrain.env.close_distributed``).
+    interpreter exit, where one can abort a rank that finished (see ``dar_common.process_group.close_distributed``).
     The transfer entry point closes the group: no gloo thread is left when ``train_main`` returns (without
     that, three are listed on each rank)."""
     worker = tmp_path / "worker.py"
     worker.write_text(THREADS_WORKER)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29641", str(worker),
-           str(ROOT / "tests" / "test_pretrain"), str(ROOT / "configs" / "transfer" / "pspnet_r18b-d8_tiny.py"),
+           str(ROOT / "configs" / "transfer" / "pspnet_r18b-d8_tiny.py"),
            "--launcher", "pytorch", "--work-dir", str(tmp_path / "work"), "--backbone", "none",
            "--data-root", str(tiny_root / "cityscapes"), "--cfg-options", "train_cfg.max_iters=2",
            "train_cfg.val_interval=2"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "OMP_NUM_THREADS": "1",
+                               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
     assert lines == ["rank 0 exit 0 gloo threads []", "rank 1 exit 0 gloo threads []"], proc.stdout[-2000:]

@@ -2,7 +2,7 @@
 append (``bad_input``, ``write_failure``, ``pipeline_kill`` lines of ``work_dirs/reliability/records.jsonl``;
 override with ``DAR_RELIABILITY_RECORDS``). The newest record of each check wins.
 
-    python tests/test_reliability/render_transfer_doc.py [RECORDS]
+    PYTHONPATH=tests python -m helpers.render_transfer_doc [RECORDS]
 """
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer_runs import ROOT, records_path  # noqa: E402
+from helpers.transfer_runs import ROOT, records_path
 
 
 def newest(records: list[dict], kind: str, key) -> list[dict]:
@@ -34,14 +33,14 @@ What the transfer side (mmengine fine-tuning, `tools/test.py`, `tools/publish_mo
 was put through, each case a real subprocess of the tool a user runs, checked by its exit code, its one
 `error:` line and the files it leaves. Tests: `tests/test_reliability/test_transfer_faults.py` (CI) and
 `tests/test_reliability/test_pipeline_kill.py` (`slow`). The tables below are printed by
-`python tests/test_reliability/render_transfer_doc.py` from the records those tests append to
+`PYTHONPATH=tests python -m helpers.render_transfer_doc` from the records those tests append to
 `work_dirs/reliability/records.jsonl` (newest record of each case; temporary folders shown as `<tmp>/`).
 
 How the faults are made:
 
 - **Write failures** are real `EFBIG` errors from the kernel: the writing process runs with `RLIMIT_FSIZE`
   (SIGXFSZ ignored), either from its start (`preexec_fn`, for `tools/publish_model.py`) or armed by an
-  audit hook at the moment it opens the named file for writing (`tests/test_reliability/fsize.py`, for a
+  audit hook at the moment it opens the named file for writing (`tests/helpers/fsize.py`, for a
   file written after large ones: `metrics.json`, `report.md`, a table, a plot, a stage marker). The hook
   sees every `open`, so a writer that bypassed `pretrain/workdir.py`'s atomic writes would fail the check
   too. "Unchanged" compares the bytes of every previous file of that kind before and after.

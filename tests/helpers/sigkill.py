@@ -41,7 +41,7 @@ def log_lines(work_dir: Path) -> list[dict]:
     return [json.loads(x) for x in (work_dir / "log.jsonl").read_text().splitlines() if x.strip()]
 
 
-FAULTS = ROOT / "tests" / "test_reliability" / "faults.py"  # marks each step / end-of-epoch rule in a log
+FAULTS = ROOT / "tests" / "helpers" / "faults.py"  # marks each step / end-of-epoch rule in a log
 
 
 def _steps_seen(marks: Path, epoch: int) -> int:
@@ -58,7 +58,7 @@ def _steps_seen(marks: Path, epoch: int) -> int:
 def kill_during_epoch(config: str, work_dir: Path, options: list[str], epoch: int, after_steps: int = 2) -> None:
     """Start a run and SIGKILL it once it has trained ``after_steps`` steps of ``epoch`` (mid-epoch).
 
-    The run goes through ``tests/test_reliability/faults.py``, which only marks each optimizer step and
+    The run goes through ``tests/helpers/faults.py``, which only marks each optimizer step and
     end-of-epoch rule in a log (no hold here): the kill follows the run's own progress, not a sleep, so it
     lands inside the epoch on a fast machine as on a crowded one.
     """

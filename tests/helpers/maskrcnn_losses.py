@@ -1,6 +1,6 @@
 """Fine-tune the tiny Mask R-CNN (ResNet-18 FPN) for a few iterations from a fixed seed; write its losses.
 
-    python tests/test_stack/maskrcnn_losses.py WORK_DIR [--iters 20]
+    python tests/helpers/maskrcnn_losses.py WORK_DIR [--iters 20]
 
 Run from a folder holding ``data/tiny/coco`` (the tiny config's data root; ``transfer.tiny_data`` writes
 it). Writes ``WORK_DIR/losses.json``: which mmcv ops ran (``lite``: the project's torchvision kernels, ``full``:

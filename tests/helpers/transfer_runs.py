@@ -29,7 +29,7 @@ def tool(name: str, *args: str | Path, preexec_fn=None, timeout: float = TIMEOUT
 def tool_failing_at(limit: int, pattern: str, name: str, *args: str | Path) -> subprocess.CompletedProcess:
     """``tools/<name> ARGS`` under ``fsize.py``: a ``limit``-byte file-size limit from the moment it opens a
     file matching ``pattern`` for writing."""
-    return tool("../tests/test_reliability/fsize.py", limit, pattern, TOOLS / name, *args)
+    return tool("../tests/helpers/fsize.py", limit, pattern, TOOLS / name, *args)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -19,7 +19,7 @@ torchrun then stops the other, as it would on a cluster. Each call appends what 
 ``work_dirs/reliability/records.jsonl`` (override: ``DAR_RELIABILITY_RECORDS``); ``render_doc.py`` turns
 those records into the table of ``docs/reliability.md``.
 
-More kills than CI affords (``python tests/test_reliability/harness.py CONFIG --kills 10 --ranks 2``).
+More kills than CI affords (``python tests/helpers/harness.py CONFIG --kills 10 --ranks 2``).
 """
 from __future__ import annotations
 

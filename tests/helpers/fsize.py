@@ -6,7 +6,7 @@ whole child process or armed at the moment one named file is opened for writing.
 * ``python fsize.py LIMIT NAME SCRIPT ARGS...`` -- runs ``SCRIPT`` (e.g. ``tools/pipeline.py``) unlimited
   until it opens a file called ``NAME`` (a glob; the hidden temporary ``.NAME.tmp<pid>`` of an atomic write
   counts) for writing; from then on the process runs under the limit. An audit hook (``sys.addaudithook``)
-  sees every ``open``, whichever writer does it, so a writer that bypasses ``pretrain.workdir`` fails too.
+  sees every ``open``, whichever writer does it, so a writer that bypasses ``dar_common.workdir`` fails too.
 
 Nothing is mocked: the failing ``write()`` is the kernel's. Nothing in the project imports this file.
 """

@@ -30,7 +30,7 @@ def gloo_threads() -> list[str]:
 
 def run_ranks(script: str, tmp_path: Path, world: int = 2, timeout: float = 180) -> list[Any]:
     """Run ``script`` as ``world`` gloo ranks; every rank must exit 0. Returns each rank's saved result."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     procs = [subprocess.Popen([sys.executable, script, str(r), str(world), str(tmp_path / "store"), str(tmp_path)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for r in range(world)]
@@ -44,9 +44,9 @@ def serve(job: Callable[[int, int, Path], Any]) -> None:
     the group and fail if any gloo thread outlives it.
 
     A gloo thread alive at interpreter exit can abort a rank that succeeded (see
-    ``pretrain.env.close_distributed``); that abort is a race, the live thread is not, so it is checked.
+    ``dar_common.process_group.close_distributed``); that abort is a race, the live thread is not, so it is checked.
     """
-    from pretrain.env import close_distributed, init_process_group
+    from dar_common.process_group import close_distributed, init_process_group
 
     rank, world, store, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
     init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)

@@ -81,7 +81,7 @@ def install() -> None:
 
     real_write_bytes = Path.write_bytes
 
-    def write_bytes(self, data):  # pretrain.workdir.atomic_save serialises first, then writes the bytes
+    def write_bytes(self, data):  # dar_common.workdir.atomic_save serialises first, then writes the bytes
         name = self.name
         final = name[1:].rsplit(".tmp", 1)[0] if name.startswith(".") and ".tmp" in name else name
         if not final.endswith(".pth") or not mark("checkpoint", final):
