@@ -118,7 +118,7 @@ def planned_cost(config: str, opts: list[str]) -> float:
 
 
 def summary_of(work_dir: Path) -> dict | None:
-    from pretrain.workdir import read_summary
+    from dar_common.workdir import read_summary
 
     return read_summary(work_dir)
 
@@ -211,7 +211,7 @@ def achieved_profile(work_dir: Path) -> tuple[list[float], float]:
     """A finished method run's FLOPs per epoch relative to a full-data epoch (selection passes included),
     and its whole-run relative FLOPs -- what the controls must spend (the method trains every epoch of
     the baseline, so the run's own epochs are the baseline's)."""
-    from pretrain.workdir import read_log
+    from dar_common.workdir import read_log
 
     lines = [x for x in read_log(work_dir) or [] if x.get("type") == "epoch"]
     if not lines:

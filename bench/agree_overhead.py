@@ -31,7 +31,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel
 
-    from pretrain.env import close_distributed, init_distributed
+    from dar_common.process_group import close_distributed
+    from pretrain.env import init_distributed
     from pretrain.preempt import PreemptHook
 
     torch.set_num_threads(1)

@@ -94,7 +94,7 @@ def machine() -> dict:
 
 def write_json(path: str | Path, obj: dict) -> Path:
     """Write ``obj`` atomically (the work-dir contract's writer)."""
-    from pretrain.workdir import atomic_write_json
+    from dar_common.workdir import atomic_write_json
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_json(path, obj, indent=1, default=float)

@@ -46,7 +46,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def train(method: str, seed: int, work_dir: Path, opts: list[str], force: bool) -> Path:
-    from pretrain.workdir import read_summary
+    from dar_common.workdir import read_summary
 
     if read_summary(work_dir) is not None and (work_dir / "backbone.pth").is_file() and not force:
         return work_dir
@@ -62,11 +62,11 @@ def train(method: str, seed: int, work_dir: Path, opts: list[str], force: bool) 
 
 def measure(work_dir: Path, samples: list[int], bn_seed: int, dense_root: str | None) -> dict:
     """Top-1 (and probes) of the run's backbone before and after recalibrating on each N."""
+    from dar_common.workdir import read_summary
     from pretrain.backbone_file import model_from_state, read_config
     from pretrain.bn_recalibrate import evaluate, recalibrate_bn
     from pretrain.data import build_dataset
     from pretrain.probes.build import ProbeConfig, build_prober
-    from pretrain.workdir import read_summary
 
     config = read_config(work_dir / "config.py")
     saved = torch.load(work_dir / "backbone.pth", weights_only=False)

@@ -33,8 +33,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from dar_common.process_group import close_distributed, init_process_group
+from dar_common.workdir import atomic_path
 from pretrain.config import build_config
-from pretrain.env import Env, close_distributed, init_process_group
+from pretrain.env import Env
 from pretrain.methods import SelectionMethod, build_method
 from pretrain.methods.base import RunInfo, StepInfo, StepRecord
 from pretrain.methods.online import online_relative_cost_analytic
@@ -45,7 +47,6 @@ from pretrain.selection.scoring import downsample as _downsample
 from pretrain.selection.scoring import score_losses
 from pretrain.services import Services
 from pretrain.trainer import Trainer
-from pretrain.workdir import atomic_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import fmt_ratio, interleaved, machine, repeat_time, summarize, table, timed, write_json  # noqa: E402

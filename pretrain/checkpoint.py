@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-# The work-dir contract lives in .workdir; these names stay importable from here.
-from .workdir import atomic_save, atomic_write_text, write_last_checkpoint  # noqa: F401
-from .workdir import latest_checkpoint as find_last  # noqa: F401
+# The work-dir contract lives in dar_common.workdir; these names stay importable from here.
+from dar_common.workdir import atomic_save, atomic_write_text, write_last_checkpoint  # noqa: F401
+from dar_common.workdir import latest_checkpoint as find_last  # noqa: F401
 
 # Config keys that may change between a checkpoint and its resume: where things are and how fast they
 # run, not what is trained.

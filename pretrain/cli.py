@@ -17,13 +17,21 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
+from dar_common.process_group import close_distributed
+from dar_common.workdir import (
+    LOG_FILE,
+    atomic_write_text,
+    git_revision,
+    remove_stale_temporaries,
+    write_git_revision,
+)
+
 from .checkpoint import CheckpointError, find_last, load_for_resume
 from .config import TrainConfig, build_config
 from .data import DataError
 from .errors import ConfigError
 from .models import ModelError
 from .plan import describe, make_plan
-from .workdir import LOG_FILE, atomic_write_text, git_revision, remove_stale_temporaries, write_git_revision
 
 BAD_INPUT = (ConfigError, DataError, ModelError, CheckpointError)
 # dataset sizes --dry-run assumes when the config does not say (data.num_samples)
@@ -116,7 +124,7 @@ def prepare_work_dir(cfg: Config, work_dir: Path, resumed: bool, rev: str) -> No
 
 
 def main(args: argparse.Namespace) -> int:
-    from .env import close_distributed, init_distributed
+    from .env import init_distributed
     from .trainer import Trainer
 
     if args.list_methods:

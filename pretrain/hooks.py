@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from .workdir import LOG_FILE, append_jsonl, atomic_path, atomic_write_text
+from dar_common.workdir import LOG_FILE, append_jsonl, atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     from .trainer import Trainer

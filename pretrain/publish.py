@@ -19,7 +19,7 @@ import torch
 import yaml
 from timm.models import clean_state_dict
 
-from .workdir import atomic_write_bytes, atomic_write_text, latest_checkpoint, read_summary
+from dar_common.workdir import atomic_write_bytes, atomic_write_text, latest_checkpoint, read_summary
 
 # The meta block of a published model (common contract); the first two are required.
 META_KEYS = ("arch", "method", "method_params", "epochs", "dataset", "relative_cost_samples",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from pretrain.workdir import atomic_save
+from dar_common.workdir import atomic_save
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "tests" / "test_stack" / "goldens" / "mmcv_ops.pt"

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from pretrain.workdir import atomic_dir
+from dar_common.workdir import atomic_dir
 from transfer.tinydata import generate
 
 

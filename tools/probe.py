@@ -72,11 +72,11 @@ def data_config(args: argparse.Namespace, config: dict | None) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
+    from dar_common.workdir import atomic_write_json
     from pretrain.backbone_file import BackboneFileError, load_backbone, read_config
     from pretrain.data import DataError, build_dataset
     from pretrain.errors import ConfigError
     from pretrain.probes.build import ProbeConfig, build_prober
-    from pretrain.workdir import atomic_write_json
 
     try:
         if args.out and not Path(args.out).parent.is_dir():

@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from dar_common.workdir import LOG_FILE, append_jsonl
+
 from ..cost import TRAIN_FLOPS_PER_FORWARD
 from ..hooks import Hook
-from ..workdir import LOG_FILE, append_jsonl
 from .build import ProbeConfig, build_prober
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ How the faults are made:
   (SIGXFSZ ignored), either from its start (`preexec_fn`, for `tools/publish_model.py`) or armed by an
   audit hook at the moment it opens the named file for writing (`tests/helpers/fsize.py`, for a
   file written after large ones: `metrics.json`, `report.md`, a table, a plot, a stage marker). The hook
-  sees every `open`, so a writer that bypassed `pretrain/workdir.py`'s atomic writes would fail the check
+  sees every `open`, so a writer that bypassed `dar_common/workdir.py`'s atomic writes would fail the check
   too. "Unchanged" compares the bytes of every previous file of that kind before and after.
 - **Kills** are `SIGKILL` to the whole process group (the pipeline and its training child), sent as soon
   as `last_checkpoint` names the chosen checkpoint; the rerun is the same command (the pipeline adds

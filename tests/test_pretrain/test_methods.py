@@ -184,7 +184,8 @@ def _free_port() -> int:
 FORWARD_WORKER = """
 import sys, torch, torch.distributed as dist
 from pretrain.config import build_config
-from pretrain.env import Env, close_distributed, init_process_group
+from dar_common.process_group import close_distributed, init_process_group
+from pretrain.env import Env
 from pretrain.trainer import Trainer
 rank, port, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)

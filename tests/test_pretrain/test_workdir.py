@@ -1,4 +1,4 @@
-"""pretrain.workdir, the work-dir contract: atomic writes under real write failures (RLIMIT_FSIZE, an object
+"""dar_common.workdir, the work-dir contract: atomic writes under real write failures (RLIMIT_FSIZE, an object
 that fails to pickle, an error inside the block), the last_checkpoint reader against mmengine's, the git
 revision, the log.jsonl / metrics.json readers, and that it all imports without OpenMMLab."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pretrain import workdir
-from pretrain.workdir import (
+from dar_common import workdir
+from dar_common.workdir import (
     atomic_path,
     atomic_save,
     atomic_write_bytes,
@@ -40,7 +40,7 @@ def test_a_write_past_the_file_size_limit_keeps_the_old_file_and_leaves_no_temp(
     target = tmp_path / "log.txt"
     atomic_write_text(target, "old\n")
     script = (f"import resource, sys; sys.path.insert(0, {str(ROOT)!r})\n"
-              "from pretrain.workdir import atomic_write_bytes, atomic_write_text, atomic_save\n"
+              "from dar_common.workdir import atomic_write_bytes, atomic_write_text, atomic_save\n"
               "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
               "for write in (lambda: atomic_write_bytes(sys.argv[1], b'x' * 100_000),\n"
               "              lambda: atomic_write_text(sys.argv[1], 'y' * 100_000),\n"
@@ -131,7 +131,7 @@ def test_the_reader_agrees_with_mmengines_find_latest_checkpoint(tmp_path, monke
 
 def test_pretrain_imports_without_openmmlab(tmp_path):
     script = ("import sys\nsys.modules['mmengine'] = None  # any import of mmengine now fails\n"
-              "import pretrain.workdir as w, pretrain.checkpoint as c\n"
+              "import dar_common.workdir as w, pretrain.checkpoint as c\n"
               "c.save_checkpoint({'x': 1}, sys.argv[1], 'e.pth')\n"
               "print(w.latest_checkpoint(sys.argv[1]) == c.find_last(sys.argv[1]) != None)\n")
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
@@ -182,7 +182,7 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
 
 KILLED_WRITER = """
 import sys, time
-from pretrain.workdir import atomic_path
+from dar_common.workdir import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     tmp.write_bytes(b"half a checkpoint")
     print(tmp.name, flush=True)
@@ -195,7 +195,7 @@ def test_a_resume_removes_only_temporaries_whose_writer_is_gone(tmp_path):
     A running writer's temporary, this process's own and files that merely look alike stay."""
     import signal
 
-    from pretrain.workdir import remove_stale_temporaries
+    from dar_common.workdir import remove_stale_temporaries
 
     (tmp_path / "selection").mkdir()
     target = tmp_path / "selection" / "epoch_003.npz"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.workdir import LOG_FILE, append_jsonl
+from dar_common.workdir import LOG_FILE, append_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "analysis" / "plot_log.py"

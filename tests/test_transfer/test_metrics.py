@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from pretrain.workdir import METRICS_FILE
+from dar_common.workdir import METRICS_FILE
 from transfer.mm.metrics import MetricsJsonHook, clean_metrics
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pretrain.workdir import latest_checkpoint
+from dar_common.workdir import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "transfer" / "pspnet_r18b-d8_tiny.py"  # the demo's seg entry, 3 iterations

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pretrain.workdir import LOG_FILE, atomic_path, read_jsonl
+from dar_common.workdir import LOG_FILE, atomic_path, read_jsonl
 
 PROBE_KEYS = ("knn_top1", "dense_miou")
 DEFAULT_KEYS = ("train_loss", "lr", "kept_fraction", "top1", "probe")

@@ -10,5 +10,5 @@ imported; on the lite stack it first provides mmcv's ops from :mod:`.mmcv_lite_o
 :mod:`.reference` and :mod:`.doctor` (the upstream reference models; ``python -m transfer.mm.doctor``).
 
 May import: torch, timm, mmengine, mmcv, the three toolboxes, :mod:`transfer.tasks` and
-:mod:`pretrain.workdir` (the work-dir contract). Never :mod:`transfer.study` or :mod:`transfer.tinydata`.
+:mod:`dar_common.workdir` (the work-dir contract). Never :mod:`transfer.study` or :mod:`transfer.tinydata`.
 """

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
-from pretrain.workdir import latest_checkpoint, write_git_revision
+from dar_common.workdir import latest_checkpoint, write_git_revision
 from transfer.tasks import task_of
 
 from .checkpoint import BackboneCheckpointError, check_whole_model, describe_meta, read_backbone_checkpoint
@@ -214,7 +214,7 @@ def trained_backbone(ckpt: dict) -> object:
 
 
 def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    from pretrain.env import close_distributed
+    from dar_common.process_group import close_distributed
 
     args = parser.parse_args(argv)
     try:

@@ -100,7 +100,7 @@ def fix_mmengine_cpu_pytorch_launcher() -> bool:
     def init_dist_pytorch(backend="nccl", init_backend="torch", **kwargs):
         if init_backend != "torch":
             return original(backend, init_backend=init_backend, **kwargs)
-        from pretrain.env import init_process_group  # a group that close_distributed can free
+        from dar_common.process_group import init_process_group  # a group that close_distributed can free
 
         backend = "gloo" if backend == "nccl" else backend  # NCCL needs GPUs
         init_process_group(backend, **kwargs)

@@ -1,5 +1,5 @@
 """``metrics.json``, the record a transfer run leaves for the results tables (the contract, its reader and
-its atomic writer live in :mod:`pretrain.workdir`; the task names in :mod:`transfer.tasks`).
+its atomic writer live in :mod:`dar_common.workdir`; the task names in :mod:`transfer.tasks`).
 
 ``metrics.json`` = ``{"task": "det"|"ins"|"pose"|"seg", "config": path, "backbone": path or null,
 "backbone_meta": dict or null, "seed": fine-tuning seed or null, "arch": backbone architecture or null,
@@ -25,7 +25,7 @@ import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
-from pretrain.workdir import write_metrics
+from dar_common.workdir import write_metrics
 
 
 def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pretrain.workdir import atomic_path  # noqa: E402
+from dar_common.workdir import atomic_path  # noqa: E402
 from transfer.tasks import TASKS  # noqa: E402
 
 from .results import GroupKey, PretrainRun, TransferRun  # noqa: E402

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from pretrain.workdir import atomic_write_text
+from dar_common.workdir import atomic_write_text
 from transfer.tasks import TABLES
 
 from .plots import draw_all

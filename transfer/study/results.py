@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pretrain.workdir import atomic_write_text, read_log, read_metrics
+from dar_common.workdir import atomic_write_text, read_log, read_metrics
 from transfer.tasks import TABLES, TASKS, Column, recipe_label, table_columns, table_tasks
 
 from .stats import PairedDiff, mean_std, paired_diff

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.publish import PublishError, publish
-from pretrain.workdir import METRICS_FILE, atomic_write_json, latest_checkpoint
+from dar_common.workdir import METRICS_FILE, atomic_write_json, latest_checkpoint
 
 from .progress import Progress, fmt_s
 from .results import SCRATCH, load_pretrain_run

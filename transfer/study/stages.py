@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pretrain.workdir import atomic_write_json, latest_checkpoint
+from dar_common.workdir import atomic_write_json, latest_checkpoint
 
 from .launch import Launch
 from .results import SCRATCH

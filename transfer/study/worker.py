@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from pretrain.workdir import atomic_write_json, latest_checkpoint
+from dar_common.workdir import atomic_write_json, latest_checkpoint
 
 SENTINEL = "[pipeline] fine-tuning finished; testing"
 

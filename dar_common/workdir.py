@@ -13,7 +13,7 @@ pre-training writes it the same way. :func:`latest_checkpoint` is the one reader
 ``find_latest_checkpoint`` where mmengine's runner is loaded), resolving a work dir moved since.
 
 Imports: the standard library; ``torch`` and ``mmengine`` only inside the functions that need them, so
-that this module (and ``pretrain``) imports without OpenMMLab.
+that this module (and everything above it) imports without OpenMMLab.
 """
 from __future__ import annotations
 
