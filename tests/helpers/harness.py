@@ -1,7 +1,8 @@
 """Kill a real pre-training at chosen moments, resume it, and compare it bit for bit with an uninterrupted run.
 
 Reusable by any method: ``kill_and_resume(config, tmp_path, kills=2)`` takes a pre-training config
-path. One call
+path (``check_kill_and_resume`` is the one-kill form the method tests use: a SIGKILL a few steps into the
+epoch where their rule is active). One call
 
 1. runs the config uninterrupted (the reference), through ``faults.py`` so that every seam it passes
    (steps, end-of-epoch rules, checkpoint writes, ``last_checkpoint`` updates) is written to a marks
@@ -253,7 +254,7 @@ def differences(a, b, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
 
 
-def _log(work_dir: Path) -> list[dict]:
+def log_lines(work_dir: Path) -> list[dict]:
     path = work_dir / "log.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
 
@@ -265,7 +266,7 @@ def _load(path: Path):
 def compare_work_dirs(reference: Path, other: Path) -> tuple[list[str], list[str]]:
     """(what was compared, the differences) between two finished work dirs of the same config."""
     compared, diffs = [], []
-    log_a, log_b = _log(reference), _log(other)
+    log_a, log_b = log_lines(reference), log_lines(other)
     compared.append(f"log.jsonl ({len(log_a)} lines)")
     diffs += [f"log.jsonl{d}" for d in differences(log_a, log_b)]
     last = max((p for p in reference.glob("epoch_*.pth")), key=lambda p: int(p.stem.split("_")[1]))
@@ -395,6 +396,50 @@ def write_record(kind: str, fields: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps({"kind": kind, **fields, "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+
+
+# -- one kill inside a chosen epoch: the method tests' check ------------------------------------------------
+def step_of_epoch(events: list[tuple[str, str]], epoch: int, nth: int) -> str:
+    """The global step (a timeline key) of the ``nth`` step of ``epoch``: steps follow the end-of-epoch rule
+    of ``epoch - 1``, whatever the epoch's size."""
+    start = 0 if epoch == 1 else events.index(("selection", str(epoch - 1))) + 1
+    steps = [key for point, key in events[start:] if point == "step"]
+    return steps[nth - 1]
+
+
+def check_kill_and_resume(config: str | Path, tmp_path: Path, options: list[str], kill_in: int, epochs: int,
+                          after_steps: int = 2) -> dict:
+    """An uninterrupted run, and a run SIGKILLed ``after_steps`` steps into epoch ``kill_in`` (at the epoch
+    where a method's rule is active) then resumed: the resume retrains that epoch from the checkpoint before
+    it, and everything ``compare_work_dirs`` compares must be equal. ``config``: a path, or a file name in
+    ``configs/pretrain/``. Returns the uninterrupted run's last checkpoint (``epoch_<epochs>.pth``)."""
+    config = _config_path(config)
+    reference = reference_run(config, tmp_path / "uninterrupted", options)
+    moment = Moment("step", step_of_epoch(reference.events, kill_in, after_steps), 0.0)
+    cut, logs = tmp_path / "interrupted", tmp_path / "runs"
+    run_and_kill(config, cut, options, 1, False, logs / "kill", moment, random.Random(0))
+    # it died inside the epoch: that epoch neither logged nor checkpointed
+    assert [x["epoch"] for x in log_lines(cut)] == list(range(1, kill_in))
+    assert not (cut / f"epoch_{kill_in}.pth").exists()
+    run_to_end(config, cut, options, 1, True, logs / "resume")
+    _, diffs = compare_work_dirs(reference.work_dir, cut)
+    assert not diffs, f"{config.name} killed in epoch {kill_in} and resumed differs: {summarize(diffs)}"
+    return _load(reference.work_dir / f"epoch_{epochs}.pth")
+
+
+def rejected(config: str | Path, work_dir: Path, options: list[str]) -> list[str]:
+    """``tools/train.py`` with bad ``options`` must exit 2 before training, writing nothing; its stderr lines."""
+    argv = [sys.executable, str(TRAIN), str(_config_path(config)), "--work-dir", str(work_dir), "--cfg-options", *options]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert not work_dir.exists() or not any(work_dir.iterdir()), "a rejected run wrote to its work dir"
+    return proc.stderr.strip().splitlines()
+
+
+def _config_path(config: str | Path) -> Path:
+    path = Path(config)
+    return path if path.is_absolute() or path.exists() else ROOT / "configs" / "pretrain" / path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import gloo_ranks, sigkill
+from helpers import gloo_ranks, harness
 from scipy.stats import chisquare
 
 from pretrain.selection.infobatch import (
@@ -255,8 +255,8 @@ def test_the_trainer_trains_on_the_weighted_batch_mean(tmp_path):
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs, all pruning (ceil(0.8 x 4)); killed inside epoch 3, when the subset is pruned and weighted."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]
-    final = sigkill.check_kill_and_resume("tiny_digits_infobatch.py", tmp_path, options, kill_in=3, epochs=4)
-    log = sigkill.log_lines(tmp_path / "full")
+    final = harness.check_kill_and_resume("tiny_digits_infobatch.py", tmp_path, options, kill_in=3, epochs=4)
+    log = harness.log_lines(tmp_path / "uninterrupted")
     assert [x["kept_fraction"] < 1 for x in log[:4]] == [False, True, True, True]  # it did prune
     assert not torch.isnan(final["method"]["scores"]).any()  # every sample was scored at some point
     assert not final["method"]["weighted"]  # after the last epoch: nothing left to weight
@@ -267,4 +267,4 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     ("method.delta=0", "method.delta (InfoBatch's share of pruning epochs) must be in (0, 1], got 0"),
 ])
 def test_bad_params_are_one_error_line_and_exit_2_before_training(option, message, tmp_path):
-    assert sigkill.rejected("tiny_digits_infobatch.py", tmp_path / "run", [option]) == [f"error: {message}"]
+    assert harness.rejected("tiny_digits_infobatch.py", tmp_path / "run", [option]) == [f"error: {message}"]

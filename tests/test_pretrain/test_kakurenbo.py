@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import gloo_ranks, sigkill
+from helpers import gloo_ranks, harness
 
 from pretrain.selection.kakurenbo import (
     KakurenboParams,
@@ -224,8 +224,8 @@ if __name__ == "__main__":
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs: warm-up, then F_e = 0.24, 0.24, 0.18; killed inside epoch 3 (samples hidden, refreshed)."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]
-    final = sigkill.check_kill_and_resume("tiny_digits_kakurenbo.py", tmp_path, options, kill_in=3, epochs=4)
-    log = sigkill.log_lines(tmp_path / "full")
+    final = harness.check_kill_and_resume("tiny_digits_kakurenbo.py", tmp_path, options, kill_in=3, epochs=4)
+    log = harness.log_lines(tmp_path / "uninterrupted")
     assert log[2]["refreshed"] > 0 and log[2]["kept_fraction"] < 1 and log[2]["lr_factor"] == pytest.approx(1 / 0.76)
     assert final["method"]["hidden"].numel() == 0  # nothing to hide after the last epoch
 
@@ -235,4 +235,4 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     ("method.max_fraction=1.0", "method.max_fraction (KAKURENBO's F) must be in [0, 1), got 1.0"),
 ])
 def test_bad_params_are_one_error_line_and_exit_2_before_training(option, message, tmp_path):
-    assert sigkill.rejected("tiny_digits_kakurenbo.py", tmp_path / "run", [option]) == [f"error: {message}"]
+    assert harness.rejected("tiny_digits_kakurenbo.py", tmp_path / "run", [option]) == [f"error: {message}"]

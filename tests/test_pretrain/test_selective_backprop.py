@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from helpers import gloo_ranks, sigkill
+from helpers import gloo_ranks, harness
 from scipy.stats import chisquare
 
 from pretrain.selection.selective_backprop import (
@@ -306,9 +306,9 @@ if __name__ == "__main__":
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs of 43 steps: SB selects in steps 86-154, i.e. epochs 3-4; killed inside epoch 3."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]
-    final = sigkill.check_kill_and_resume("tiny_digits_selective_backprop.py", tmp_path, options, kill_in=3,
+    final = harness.check_kill_and_resume("tiny_digits_selective_backprop.py", tmp_path, options, kill_in=3,
                                             epochs=4)
-    log = sigkill.log_lines(tmp_path / "full")
+    log = harness.log_lines(tmp_path / "uninterrupted")
     assert [x["selection_flops"] > 0 for x in log[:4]] == [False, False, True, True]
     assert "generator" in final["ranks"][0]["method"]
 
@@ -318,4 +318,4 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     (["method.start=0.9", "method.end=0.5"], "method.start=0.9 must be < method.end=0.5 (Selective Backprop's active window)"),
 ])
 def test_bad_params_are_one_error_line_and_exit_2_before_training(options, message, tmp_path):
-    assert sigkill.rejected("tiny_digits_selective_backprop.py", tmp_path / "run", options) == [f"error: {message}"]
+    assert harness.rejected("tiny_digits_selective_backprop.py", tmp_path / "run", options) == [f"error: {message}"]

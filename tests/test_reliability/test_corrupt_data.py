@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.harness import ROOT, Launch, _log, compare_work_dirs, run_to_end, write_record
+from helpers.harness import ROOT, Launch, compare_work_dirs, log_lines, run_to_end, write_record
 from PIL import Image
 
 from pretrain.data import BadImageError, build_dataset
@@ -189,6 +189,6 @@ def test_a_file_corrupted_mid_run_on_rank_1_stops_both_ranks_with_one_line(tmp_p
     assert (cut / "last_checkpoint").read_text().strip().endswith("epoch_1.pth")
     victim.write_bytes(original)
     run_to_end(CONFIG, cut, opts, 2, True, tmp_path / "logs_resume")
-    assert [x["epoch"] for x in _log(cut) if x.get("type") == "epoch"] == [1, 2, 3]
+    assert [x["epoch"] for x in log_lines(cut) if x.get("type") == "epoch"] == [1, 2, 3]
     _record("a JPEG truncated mid-run where rank 1 of 2 reads it: both ranks stop, one error line, "
             "--resume after the fix", 2, ["exit codes", "the error line", "last_checkpoint", "log.jsonl epochs"], ranks=2)
