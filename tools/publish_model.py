@@ -31,6 +31,36 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+def fine_tuned_description(path: str) -> str | None:
+    """What a fine-tuned (mmengine) checkpoint is, in words, or None for anything else: publishing takes
+    pre-trained backbones, and such a file's meta lacks the architecture and method for a reason."""
+    from pretrain.publish import resolve_input
+
+    try:
+        import torch
+
+        ckpt = torch.load(resolve_input(path), map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - unreadable: publish's own message stands
+        return None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        return None
+    meta = ckpt.get("meta") or {}
+    parts = list(dict.fromkeys(str(k).split(".", 1)[0] for k in ckpt["state_dict"]))
+    if not (isinstance(meta, dict) and "cfg" in meta) and not ("backbone" in parts and len(parts) > 1):
+        return None
+    kind = ""
+    try:  # the model's type from the config mmengine embeds (only on this error path: mmengine is heavy)
+        from mmengine.config import Config
+
+        kind = f"{Config.fromstring(meta['cfg'], file_format='.py').model.type} "
+    except Exception:  # noqa: BLE001 - no usable config: the line just names no type
+        pass
+    at = f", iteration {meta['iter']}" if isinstance(meta.get("iter"), int) else ""
+    return (f"{path} is a fine-tuned {kind}checkpoint (mmengine; the whole model: {', '.join(parts[:5])}{at}), "
+            "not a pre-trained backbone: publish the pre-training work dir, checkpoint or backbone.pth it was "
+            "fine-tuned from (tools/test.py evaluates fine-tuned checkpoints)")
+
+
 def main(args: argparse.Namespace) -> int:
     from pretrain.backbone_file import BackboneFileError
     from pretrain.bn_recalibrate import publish_transform
@@ -42,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
         final = publish(args.in_path, args.out, index=args.index, name=args.name, config=args.config,
                         weights_url=args.weights_url, transform=transform)
     except (PublishError, BackboneFileError, ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        described = fine_tuned_description(args.in_path) if isinstance(e, PublishError) else None
+        print(f"error: {described or e}", file=sys.stderr)
         return 2
     except OSError as e:  # a write that failed (full disk, file-size limit): nothing half-written is left
         print(f"error: {e}", file=sys.stderr)

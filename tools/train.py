@@ -20,6 +20,11 @@ def config_kind(path: str) -> str:
     """Return 'pretrain' or 'transfer' for a config file, or raise SystemExit with one clear line."""
     from mmengine.config import Config
 
+    if Path(path).is_dir():
+        configs = sorted(p.name for p in Path(path).glob("*.py"))
+        shown = ", ".join(configs[:4]) + (", ..." if len(configs) > 4 else "")
+        raise SystemExit(f"error: {path} is a folder, not a config file: pass one config"
+                         + (f" from it ({len(configs)}: {shown})" if configs else " (it holds no .py config)"))
     if not Path(path).is_file():
         raise SystemExit(f"error: config file not found: {path}")
     scope = Config.fromfile(path).get("default_scope")

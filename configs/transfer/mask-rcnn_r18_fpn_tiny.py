@@ -11,7 +11,7 @@
 #   ~28 s CPU.
 _base_ = ['./mask-rcnn_r50_fpn_tiny.py']
 
-backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 width = 64
 model = dict(
     backbone=dict(depth=18, init_cfg=dict(checkpoint=backbone_checkpoint), frozen_stages=-1, norm_eval=False),

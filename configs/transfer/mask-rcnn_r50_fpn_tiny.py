@@ -14,7 +14,7 @@ _base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', './_base_/tiny_coco_insta
           './_base_/tiny_det_schedule.py']
 custom_imports = dict(imports=['transfer.mm.mmdet'], allow_failed_imports=False)
 
-backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 # Fewer proposals, sampled RoIs and detections than upstream's 2000/1000/512/100: the RoI heads dominate
 # the CPU cost (two 1024-wide fc layers, the mask head's convs per detection), and a tiny image holds <= 6
 # objects.

@@ -12,7 +12,7 @@
 #   39.5; 128x64 crops of scenes scaled 1-1.5 (these settings): 43.7, 28 s wall for train + test.
 _base_ = ['./pspnet_r50b-d8_tiny.py']
 
-backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 crop_size = (64, 128)  # (h, w): the whole 128x64 scene at scale 1, more context than 64x64 crops
 scale = (128, 64)
 model = dict(

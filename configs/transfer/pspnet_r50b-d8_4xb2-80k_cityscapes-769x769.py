@@ -13,7 +13,7 @@
 _base_ = ['mmseg::pspnet/pspnet_r50b-d8_4xb2-80k_cityscapes-769x769.py']
 custom_imports = dict(imports=['transfer.mm.mmseg'], allow_failed_imports=False)
 
-backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 model = dict(
     pretrained=None,
     backbone=dict(type='DarResNet', init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)))

@@ -14,7 +14,7 @@
 #   2e-3 and SGD 0.05 with clipping: 0 at 60. 100 iterations is the demo's compromise (issue 12 asks 30).
 _base_ = ['./retinanet_r50_fpn_tiny.py']
 
-backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 width = 64
 model = dict(
     backbone=dict(depth=18, init_cfg=dict(checkpoint=backbone_checkpoint), frozen_stages=-1, norm_eval=False),

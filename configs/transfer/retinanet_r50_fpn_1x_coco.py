@@ -14,6 +14,6 @@
 _base_ = ['mmdet::retinanet/retinanet_r50_fpn_1x_coco.py']
 custom_imports = dict(imports=['transfer.mm.mmdet'], allow_failed_imports=False)
 
-backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 model = dict(
     backbone=dict(type='DarResNet', init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)))

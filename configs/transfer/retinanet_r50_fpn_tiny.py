@@ -14,7 +14,7 @@ _base_ = ['mmdet::_base_/models/retinanet_r50_fpn.py', './_base_/tiny_coco_detec
           './_base_/tiny_det_schedule.py']
 custom_imports = dict(imports=['transfer.mm.mmdet'], allow_failed_imports=False)
 
-backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet50_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 # Fewer candidate boxes and detections than upstream's 1000/100: a tiny image holds <= 6 objects.
 model = dict(
     backbone=dict(type='DarResNet', init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),

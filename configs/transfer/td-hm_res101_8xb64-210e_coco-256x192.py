@@ -11,6 +11,6 @@
 _base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_res101_8xb64-210e_coco-256x192.py']
 custom_imports = dict(imports=['transfer.mm.mmpose'], allow_failed_imports=False)
 
-backbone_checkpoint = 'checkpoints/resnet101_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet101_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 model = dict(
     backbone=dict(type='DarResNet', init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)))

@@ -3,5 +3,5 @@
 # Cost: not measured; ResNet-101 has ~1.9x the FLOPs of ResNet-50 (td-hm_res50_tiny.py: 42 s CPU time).
 _base_ = ['./td-hm_res50_tiny.py']
 
-backbone_checkpoint = 'checkpoints/resnet101_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet101_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 model = dict(backbone=dict(depth=101, init_cfg=dict(checkpoint=backbone_checkpoint)))

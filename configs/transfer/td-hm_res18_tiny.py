@@ -12,7 +12,7 @@
 #   and 34.0 at 100 iterations (Adam 5e-3: 5.9 at 60); at 80 iterations, seeds 0 and 1, 17.7 +- 7.0.
 _base_ = ['./td-hm_res50_tiny.py']
 
-backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # replace with --backbone PATH
+backbone_checkpoint = 'checkpoints/resnet18_backbone.pth'  # tools/train.py: --backbone PATH; upstream tools: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 codec = dict(type='MSRAHeatmap', input_size=(64, 96), heatmap_size=(16, 24), sigma=1.5)
 model = dict(backbone=dict(depth=18, init_cfg=dict(checkpoint=backbone_checkpoint)),
              head=dict(in_channels=512, deconv_out_channels=(64, 64, 64), decoder=codec))

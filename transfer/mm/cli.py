@@ -27,12 +27,22 @@ from .preflight import (
     check_backbone,
     check_data,
     check_scope,
+    check_values,
     replace_data_root,
     set_backbone_checkpoint,
 )
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+# The configs' variable for the backbone weights (substituted into model.backbone.init_cfg.checkpoint)
+BACKBONE_VARIABLE = "backbone_checkpoint"
 
+
+def config_folder_message(path: str) -> str:
+    """The line for a folder given where a config file is expected, naming a few configs in it."""
+    configs = sorted(p.name for p in Path(path).glob("*.py"))
+    shown = ", ".join(configs[:4]) + (", ..." if len(configs) > 4 else "")
+    return (f"{path} is a folder, not a config file: pass one config"
+            + (f" from it ({len(configs)}: {shown})" if configs else " (it holds no .py config)"))
 
 
 def cpu_ddp_wrapper_cfg(cfg) -> dict:
@@ -78,13 +88,29 @@ def get_test_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def load_config(args: argparse.Namespace) -> tuple[Config, str]:
     """Config with the command-line edits applied; scope checked. Raises PreflightError."""
+    if Path(args.config).is_dir():
+        raise PreflightError(config_folder_message(args.config))
     if not Path(args.config).is_file():
         raise PreflightError(f"config file not found: {args.config}")
     cfg = Config.fromfile(args.config)
     scope = check_scope(cfg, args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        replace_data_root(cfg, args.data_root)
+    options = dict(args.cfg_options)
+    # Variables of the config file were substituted when it was read: setting them now changes nothing,
+    # so the two a user reaches for act as the options they stand for.
+    data_root = options.pop("data_root", None)
+    backbone = options.pop(BACKBONE_VARIABLE, None)
+    if backbone is not None and getattr(args, "backbone", None) not in (None, str(backbone)):
+        raise PreflightError(f"--cfg-options {BACKBONE_VARIABLE}={backbone} and --backbone {args.backbone} "
+                             "disagree; pass one")
+    cfg.merge_from_dict(options)
+    if args.data_root or data_root is not None:
+        if args.data_root and data_root is not None and str(data_root) != args.data_root:
+            raise PreflightError(f"--cfg-options data_root={data_root} and --data-root {args.data_root} "
+                                 "disagree; pass one")
+        replace_data_root(cfg, args.data_root or str(data_root))
+    if backbone is not None:
+        set_backbone_checkpoint(cfg, None if str(backbone).lower() == "none" else str(backbone))
+    check_values(cfg, options)
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
     cfg.launcher = args.launcher
     if args.launcher != "none":

@@ -140,3 +140,95 @@ def check_backbone(cfg: Mapping, scope: str) -> str | None:
         raise BackboneCheckpointError(
             f"backbone checkpoint {path} does not fit {backbone.describe()}: {report.summary()}")
     return path
+
+
+# ------------------------------------------------------------------------------------ config values
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 1 else "must be a positive integer"
+
+
+def _interval(value: Any) -> str | None:  # mmengine: -1 turns a hook's periodic action off
+    return None if _is_int(value) and (value >= 1 or value == -1) else "must be a positive integer (or -1: never)"
+
+
+def _non_negative_int(value: Any) -> str | None:
+    return None if _is_int(value) and value >= 0 else "must be an integer >= 0"
+
+
+def _positive_number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+    return None if ok else "must be a positive number"
+
+
+def _non_negative_number(value: Any) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+    return None if ok else "must be a number >= 0"
+
+
+def _folder(value: Any) -> str | None:
+    """A path string; whether the files under it exist is :func:`check_data`'s (it names the file)."""
+    return None if isinstance(value, str) and value else "must be a folder path (e.g. --data-root data/tiny/coco)"
+
+
+# The keys a user sets most, each with its check; a dotted key absent from the config is not checked.
+VALUE_CHECKS: dict[str, Any] = {
+    "train_cfg.max_iters": _positive_int,
+    "train_cfg.max_epochs": _positive_int,
+    "train_cfg.val_interval": _positive_int,
+    "train_cfg.val_begin": _non_negative_int,
+    "optim_wrapper.optimizer.lr": _positive_number,
+    "optim_wrapper.optimizer.weight_decay": _non_negative_number,
+    "optim_wrapper.optimizer.momentum": _non_negative_number,
+    "optim_wrapper.accumulative_counts": _positive_int,
+    "default_hooks.checkpoint.interval": _interval,
+    "default_hooks.checkpoint.max_keep_ckpts": lambda v: None if _is_int(v) else "must be an integer (-1: keep all)",
+    "default_hooks.logger.interval": _positive_int,
+    "randomness.seed": lambda v: None if v is None or _is_int(v) else "must be an integer (or None)",
+    **{f"{loader}.{key}": check for loader in ("train_dataloader", "val_dataloader", "test_dataloader")
+       for key, check in (("batch_size", _positive_int), ("num_workers", _non_negative_int))},
+}
+MISSING = object()
+
+
+def _get(cfg: Mapping, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):  # an mmengine Config is not a Mapping; its sections are
+        if not hasattr(node, "keys") or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def check_values(cfg: Mapping, options: Mapping | None = None) -> None:
+    """One line for the first bad value among the keys users set most (:data:`VALUE_CHECKS`), the
+    training loop's kind (``max_iters`` on an epoch loop), and the datasets' ``data_root`` paths; the
+    line says whether the value came from ``--cfg-options``. Raises PreflightError."""
+    options = options or {}
+
+    def fail(key: str, value: Any, problem: str) -> None:
+        where = " (from --cfg-options)" if key in options else ""
+        raise PreflightError(f"{key}={value!r}{where} {problem}")
+
+    for key, check in VALUE_CHECKS.items():
+        value = _get(cfg, key)
+        if value is not MISSING and (problem := check(value)) is not None:
+            fail(key, value, problem)
+    loop = cfg.get("train_cfg") or {}
+    by_epoch = loop.get("by_epoch", "Epoch" in str(loop.get("type", "")))
+    if by_epoch and "max_iters" in loop:
+        fail("train_cfg.max_iters", loop["max_iters"], "is not a key of this config's epoch-based loop "
+             "(set train_cfg.max_epochs)")
+    if not by_epoch and loop and "max_epochs" in loop and "type" in loop:
+        fail("train_cfg.max_epochs", loop["max_epochs"], "is not a key of this config's iteration-based loop "
+             "(set train_cfg.max_iters)")
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        if not isinstance(cfg.get(loader), Mapping):
+            continue
+        for ds in _datasets(cfg[loader]):
+            root = ds.get("data_root")
+            if root is not None and (problem := _folder(root)) is not None:
+                fail(f"{loader}.dataset.data_root", root, problem)
