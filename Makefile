@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STACK  ?=
+# pytest-xdist workers: one per core (independent tests side by side; each test's own subprocesses and
+# gloo ranks are unchanged). TEST_JOBS=0 runs the suite in one process.
+TEST_JOBS ?= auto
+XDIST   = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist worksteal)
 
 .PHONY: env demo test test-fast doctor lint clean-env
 
@@ -19,11 +23,11 @@ demo: env
 
 ## make test: the whole test suite (CI runs exactly this)
 test: env
-	@$(PY) -m pytest $(ARGS)
+	@$(PY) -m pytest $(XDIST) $(ARGS)
 
 ## make test-fast: skip the tests marked slow (full-size model builds, end-to-end runs)
 test-fast: env
-	@$(PY) -m pytest -m "not slow and not extended" $(ARGS)
+	@$(PY) -m pytest $(XDIST) -m "not slow and not extended" $(ARGS)
 
 doctor: env
 	@$(PY) -m transfer.mm.doctor
