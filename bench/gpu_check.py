@@ -1,21 +1,23 @@
 """The GPU check behind ``bench/gpu_check.sh``: each part a subprocess with its own time limit, one JSON.
 
-Parts (real mode, one H100/H200, about 8 minutes at most):
+Parts (real mode, one H100/H200; the time limits of :data:`LIMITS_S` add up to 8 minutes):
 
 1. ``doctor``     -- ``python -m transfer.mm.doctor``: versions, mmcv ops, CUDA, the four reference models;
 2. ``ops``        -- ``bench/gpu_ops.py --device cuda``: RoIAlign / NMS / batched NMS / focal loss on CUDA
                      against the CPU (largest differences), and the golden tests on CUDA;
-3. ``vs_timm``    -- ``bench/vs_timm.py``: a ResNet-50 pre-training step at 224 px, bf16 autocast,
-                     channels_last, ours against timm's train.py (images/s);
-4. ``overhead``   -- ``bench/overhead.py``: DaR and online step / uniform step on the GPU;
+3. ``vs_timm``    -- ``bench/vs_timm.py``: images/s of ``tools/train.py`` against timm's ``train.py``, ResNet-50
+                     at 224 px, bf16 autocast, channels_last: eager, with ``torch.compile``, and the ResNet
+                     Strikes Back A3 recipe where ``configs/pretrain/imagenet_r50_rsb_a3.py`` exists;
+4. ``overhead``   -- ``bench/overhead.py``: DaR, online (r̂ = 64, 96, 128), Selective Backprop and InfoBatch
+                     step / uniform step on the GPU, same switches;
 5. ``finetune``   -- ``tools/train.py`` on each tiny recipe (Faster R-CNN, Mask R-CNN, RetinaNet, PSPNet,
                      SimpleBaseline; ResNet-50, random init): one training iteration and validation on CUDA.
 
-A part whose script lacks the options it needs (e.g. ``--device``) is reported ``skipped`` with the
-reason, never run half-way. ``--dry`` (or ``GPU_CHECK_DRY=1``) runs on the CPU in well under a minute: the
-doctor (``--brief``), the ops comparison CPU against CPU, and for the other parts the command lines, the
-scripts' option parsing and the configs with their overrides -- so the check cannot rot unnoticed.
-Exit status 1 when a part failed.
+A measurement whose script lacks the options it needs (e.g. ``--device``) is reported ``skipped`` with
+the reason, never run half-way. ``--dry`` / ``--dry-run`` (or ``GPU_CHECK_DRY=1``) lists every measurement
+with its command and checks it on the CPU in about a minute: the doctor (``--brief``), the ops comparison
+CPU against CPU, and for the other parts the command lines, the scripts' option parsing and the configs with
+their overrides -- so the check cannot rot unnoticed. Exit status 1 when a part failed.
 """
 from __future__ import annotations
 
@@ -33,19 +35,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(ROOT))  # pretrain/, transfer/ when not installed
 from benchlib import machine, write_json  # noqa: E402
 
-# recipe -> (tiny config, tiny data subfolder); each runs one iteration of batch 2
+# recipe -> (tiny config, tiny data subfolder, its loop's length key); each runs one iteration of batch 2
 RECIPES = {
-    "faster_rcnn": ("faster-rcnn_r50_fpn_tiny", "coco"),
-    "mask_rcnn": ("mask-rcnn_r50_fpn_tiny", "coco"),
-    "retinanet": ("retinanet_r50_fpn_tiny", "coco"),
-    "pspnet": ("pspnet_r50b-d8_tiny", "cityscapes"),
-    "simplebaseline": ("td-hm_res50_tiny", "coco"),
+    "faster_rcnn": ("faster-rcnn_r50_fpn_tiny", "coco", "max_epochs"),
+    "mask_rcnn": ("mask-rcnn_r50_fpn_tiny", "coco", "max_epochs"),
+    "retinanet": ("retinanet_r50_fpn_tiny", "coco", "max_epochs"),
+    "pspnet": ("pspnet_r50b-d8_tiny", "cityscapes", "max_iters"),  # iteration-based: validates at val_interval
+    "simplebaseline": ("td-hm_res50_tiny", "coco", "max_epochs"),
 }
-ONE_ITERATION = ["train_cfg.max_epochs=1", "train_dataloader.batch_size=2", "train_dataloader.dataset.indices=2",
-                 "default_hooks.logger.interval=1"]
+ONE_ITERATION = ["train_dataloader.batch_size=2", "train_dataloader.dataset.indices=2", "default_hooks.logger.interval=1"]
+
+
+def one_iteration(length_key: str) -> list[str]:
+    """The overrides for one iteration of batch 2 and a validation: an epoch of 2 samples, or 1 iteration."""
+    loop = ["train_cfg.max_epochs=1"] if length_key == "max_epochs" else ["train_cfg.max_iters=1",
+                                                                          "train_cfg.val_interval=1"]
+    return loop + ONE_ITERATION
 GPU_STEP = ["--arch", "resnet50", "--img-size", "224"]
 GPU_FLAGS = {"--device": "cuda", "--amp": "bf16", "--channels-last": None}  # what a GPU comparison needs
-LIMITS_S = {"doctor": 45, "ops": 60, "vs_timm": 150, "overhead": 75, "finetune_each": 30}  # sum: 8 min
+A3_CONFIG = ROOT / "configs" / "pretrain" / "imagenet_r50_rsb_a3.py"  # the recipes issue's (18)
+# timm's train.py with the A3 recipe of "ResNet strikes back" (Wightman et al. 2021, Table 1): LAMB, cosine,
+# 5 warm-up epochs, wd 0.02, BCE loss, RandAugment m6 std 0.5, Mixup 0.1 / CutMix 1.0, drop path 0.05, 160 px
+A3_TIMM_ARGS = ("--opt lamb --lr 8e-3 --weight-decay 0.02 --sched cosine --warmup-epochs 5 --bce-loss --smoothing 0 "
+                "--aa rand-m6-mstd0.5-inc1 --mixup 0.1 --cutmix 1.0 --reprob 0 --drop-path 0.05")
+VS_TIMM = ["--batch-size", "128", "--workers", "12", "--steps", "20", "--skip", "5", "--no-loading"]
+# measurement -> (script, arguments besides the GPU switches); what each bench part runs on the GPU
+MEASUREMENTS = {
+    "vs_timm": {
+        "resnet50_224_bf16_channels_last": ("vs_timm", [*GPU_STEP, *VS_TIMM, "--reps", "2"]),
+        "resnet50_224_bf16_channels_last_compile": ("vs_timm", [*GPU_STEP, *VS_TIMM, "--reps", "1", "--compile"]),
+        "rsb_a3_160_bf16_channels_last": ("vs_timm", ["--arch", "resnet50", "--img-size", "160", *VS_TIMM, "--reps", "1",
+                                                      "--config", str(A3_CONFIG), f"--timm-args={A3_TIMM_ARGS}"]),
+    },
+    "overhead": {
+        "dar_online_sb_infobatch_vs_uniform": ("overhead", [*GPU_STEP, "--batch-size", "64", "--reps", "8", "--warmup", "2",
+                                                            "--parts", "steps", "--methods", "dar", "online",
+                                                            "selective_backprop", "infobatch"]),
+    },
+}
+# seconds each may take on the GPU (a budget: these have not run on a GPU yet); sum 480 = 8 minutes
+LIMITS_S = {"doctor": 30, "ops": 25, "goldens": 20, "resnet50_224_bf16_channels_last": 110,
+            "resnet50_224_bf16_channels_last_compile": 110, "rsb_a3_160_bf16_channels_last": 60,
+            "dar_online_sb_infobatch_vs_uniform": 60, "finetune_each": 13}
 DRY_LIMIT_S = 600  # the dry run checks that things run, not how fast (a shared CI machine may crawl)
 
 
@@ -94,31 +125,57 @@ def part_ops(dry: bool, out_dir: Path) -> dict:
         record["result"] = json.loads(out.read_text())
     if not dry:
         goldens = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cuda",
-                       "tests/test_stack/test_mmcv_lite_goldens.py"], LIMITS_S["ops"])
+                       "tests/test_stack/test_mmcv_lite_goldens.py"], LIMITS_S["goldens"])
         record["goldens_on_cuda"] = {k: goldens[k] for k in ("status", "stdout_tail")}
         if goldens["status"] != "ok":
             record["status"] = "failed"
     return record
 
 
-def part_bench(name: str, cmd_tail: list[str], dry: bool, out_dir: Path) -> dict:
-    """vs_timm / overhead: run on the GPU only if the script takes the GPU options."""
-    script = ROOT / "bench" / f"{name}.py"
+def options_of(args: list[str]) -> list[str]:
+    return [a.split("=", 1)[0] for a in args if a.startswith("--")]
+
+
+def measure(name: str, script_name: str, cmd_tail: list[str], dry: bool, out_dir: Path, timm_train: Path) -> dict:
+    """One vs_timm / overhead measurement: run on the GPU only if the script takes every option it is given."""
+    script = ROOT / "bench" / f"{script_name}.py"
     out = out_dir / f"{name}.json"
-    cmd = [sys.executable, str(script), *cmd_tail, *gpu_flags(), "--out", str(out)]
+    extra = ["--timm-train", str(timm_train)] if script_name == "vs_timm" else []
+    cmd = [sys.executable, str(script), *cmd_tail, *gpu_flags(), *extra, "--out", str(out)]
     try:
-        lacking = missing_options(script, [*GPU_FLAGS, "--out"])
+        lacking = missing_options(script, options_of(cmd[2:]))
     except (RuntimeError, subprocess.TimeoutExpired) as err:
         return {"status": "failed", "command": cmd, "error": str(err)}
     if lacking:
         return {"status": "skipped", "command": cmd,
-                "reason": f"bench/{name}.py has no {', '.join(lacking)} option(s), needed to measure on the GPU"}
+                "reason": f"bench/{script_name}.py has no {', '.join(lacking)} option(s), needed to measure on the GPU"}
+    if "--config" in cmd and not Path(cmd[cmd.index("--config") + 1]).is_file():
+        return {"status": "skipped", "command": cmd,
+                "reason": f"{Path(cmd[cmd.index('--config') + 1]).relative_to(ROOT)} does not exist yet (issue 18)"}
+    if script_name == "vs_timm" and not timm_train.is_file():
+        if dry:  # CI has no copy of timm's train.py: say so, the command is still checked
+            return {"status": "dry", "command": cmd, "note": f"timm's train.py not at {timm_train} here"}
+        return {"status": "failed", "command": cmd, "error": f"timm's train.py not found at {timm_train} "
+                "(bench/prepare_gpu.py copies it into .gpu/timm_train/)"}
     if dry:
         return {"status": "dry", "command": cmd}
     record = run(cmd, LIMITS_S[name])
     if record["status"] == "ok" and out.is_file():
         record["result"] = json.loads(out.read_text())
     return record
+
+
+def part_bench(part: str, dry: bool, out_dir: Path, timm_train: Path) -> dict:
+    """Every measurement of ``part``; failed when one failed."""
+    records = {name: measure(name, script, tail, dry, out_dir, timm_train)
+               for name, (script, tail) in MEASUREMENTS[part].items()}
+    for name, record in records.items():
+        print(f"[gpu_check]   {part}/{name}: {record['status']}"
+              + (f" ({record.get('reason') or record.get('note')})" if record.get("reason") or record.get("note") else "")
+              + (f"\n[gpu_check]     {' '.join(record['command'][1:])}" if dry else ""), flush=True)
+    statuses = {r["status"] for r in records.values()}
+    status = "failed" if "failed" in statuses else ("dry" if dry else "ok")
+    return {"status": status, "measurements": records}
 
 
 def read_scalars(work_dir: Path) -> dict | None:
@@ -134,8 +191,8 @@ def read_scalars(work_dir: Path) -> dict | None:
 def finetune_commands(data: Path, work: Path) -> dict[str, list[str]]:
     return {name: [sys.executable, str(ROOT / "tools" / "train.py"), str(ROOT / "configs" / "transfer" / f"{cfg}.py"),
                    "--backbone", "none", "--data-root", str(data / subset), "--work-dir", str(work / name),
-                   "--cfg-options", *ONE_ITERATION]
-            for name, (cfg, subset) in RECIPES.items()}
+                   "--cfg-options", *one_iteration(length)]
+            for name, (cfg, subset, length) in RECIPES.items()}
 
 
 # a few images per dataset are enough for one iteration and a quick validation
@@ -158,9 +215,10 @@ def part_finetune(dry: bool, out_dir: Path) -> dict:
         results = {}
         for name, cmd in commands.items():
             cfg, _ = load_config(get_train_parser().parse_args(cmd[2:]))
-            if cfg.train_dataloader.dataset.get("indices") != 2 or cfg.train_cfg.max_epochs != 1:
+            if cfg.train_dataloader.dataset.get("indices") != 2 or cfg.train_cfg.get(RECIPES[name][2]) != 1:
                 return {"status": "failed", "error": f"{name}: the one-iteration overrides did not apply"}
             results[name] = {"status": "dry", "command": cmd}
+            print(f"[gpu_check]   finetune/{name}: dry\n[gpu_check]     {' '.join(cmd[1:])}", flush=True)
         return {"status": "dry", "recipes": results}
     made = run(make_data, 60)
     if made["status"] != "ok":
@@ -175,10 +233,18 @@ def part_finetune(dry: bool, out_dir: Path) -> dict:
     return {"status": "ok" if all(r["status"] == "ok" for r in results.values()) else "failed", "recipes": results}
 
 
+def default_timm_train() -> Path:
+    prepared = ROOT / ".gpu" / "timm_train" / "train.py"
+    return prepared if prepared.is_file() else Path("/tmp/timm_train/train.py")
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=add_help)
-    parser.add_argument("--dry", action="store_true", default=os.environ.get("GPU_CHECK_DRY") == "1",
-                        help="CPU only, in well under a minute: checks that every part still runs")
+    parser.add_argument("--dry", "--dry-run", action="store_true", default=os.environ.get("GPU_CHECK_DRY") == "1",
+                        help="CPU only, in about a minute: lists every measurement and checks that it still runs")
+    parser.add_argument("--timm-train", type=Path, default=default_timm_train(),
+                        help="timm's train.py (default: bench/prepare_gpu.py's .gpu/timm_train/train.py if it exists, "
+                        "else /tmp/timm_train/train.py)")
     parser.add_argument("--out", type=Path, default=ROOT / "work_dirs" / "bench" / "gpu_check.json")
     parser.add_argument("--parts", nargs="+", default=["doctor", "ops", "vs_timm", "overhead", "finetune"],
                         choices=["doctor", "ops", "vs_timm", "overhead", "finetune"])
@@ -202,12 +268,8 @@ def main(args: argparse.Namespace) -> int:
                 record = part_doctor(args.dry)
             elif part == "ops":
                 record = part_ops(args.dry, tmp)
-            elif part == "vs_timm":
-                record = part_bench("vs_timm", [*GPU_STEP, "--batch-size", "128", "--workers", "8", "--reps", "2",
-                                                "--steps", "30", "--skip", "5"], args.dry, tmp)
-            elif part == "overhead":
-                record = part_bench("overhead", [*GPU_STEP, "--batch-size", "64", "--reps", "10", "--parts", "steps"],
-                                    args.dry, tmp)
+            elif part in MEASUREMENTS:
+                record = part_bench(part, args.dry, tmp, args.timm_train.resolve())
             else:
                 record = part_finetune(args.dry, tmp)
             report["parts"][part] = record

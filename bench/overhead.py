@@ -2,8 +2,12 @@
 
     python bench/overhead.py                 # resnet18 at 224 px, b=8, 30 interleaved rounds (~13 min here)
     python bench/overhead.py --quick         # tiny model and sizes, checks that everything runs (<1 min)
+    python bench/overhead.py --device cuda --amp bf16 --channels-last --arch resnet50 --batch-size 64 \
+        --methods dar online selective_backprop infobatch --parts steps     # on a GPU (bench/gpu_check.sh)
 
-(a) DaR step / uniform step: the same step with the per-sample loss recording of ``DaRSampler``;
+(a) DaR step / uniform step: the same step with the per-sample loss recording of ``DaRSampler``; with
+    ``--methods``, also Selective Backprop (selecting at every step: start 0, end 1, no interruption) and
+    InfoBatch (its per-step loss rescaling and recording) against uniform;
 (b) online step / uniform step for each scoring resolution r̂, next to the analytic
     1 + (b̄/b)(1/3)(r̂/r)² (``pretrain.cost.online_relative_cost_analytic``), with the scoring cost
     broken into its parts (downsampling, scoring forward, rank-and-draw, gathering the b images);
@@ -45,7 +49,6 @@ from pretrain.selection.distributed import scatter_into_table
 from pretrain.selection.online import select_by_rank
 from pretrain.selection.scoring import downsample as _downsample
 from pretrain.selection.scoring import score_losses
-from pretrain.services import Services
 from pretrain.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,6 +80,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--selection-reps", type=int, default=3, help="repetitions of (c)")
     p.add_argument("--no-dist", action="store_true", help="skip the two-rank gloo measurement of (c)")
     p.add_argument("--parts", nargs="+", default=["steps", "selection"], choices=["steps", "selection"])
+    p.add_argument("--methods", nargs="+", default=["dar", "online"], choices=list(STEP_METHODS),
+                   help="the variants timed against uniform in (a)/(b)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the steps run")
+    p.add_argument("--amp", default="none", choices=["none", "bf16"], help="autocast dtype of the training step")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (on CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the trained model (as runtime.compile)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="work_dirs/bench/overhead.json", help="JSON results")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that the script runs (<1 min)")
@@ -91,6 +100,21 @@ def apply_quick(args: argparse.Namespace) -> None:
 
 
 # -- (a), (b): steps ------------------------------------------------------------------------------------
+# the methods (a)/(b) can time against uniform, as each selects at every step of the benchmark
+STEP_METHODS = {
+    "dar": {"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9},
+    "online": {"type": "online", "warmup_steps": 0, "cooldown_fraction": 0.0},  # + pool_size, score_resolution
+    "selective_backprop": {"type": "selective_backprop", "start": 0.0, "end": 1.0, "keep": 0.5, "interrupt": 0},
+    "infobatch": {"type": "infobatch", "prune_ratio": 0.5, "delta": 0.875},
+}
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a CUDA step is timed where its kernels finish)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def config(args: argparse.Namespace, method: dict) -> dict:
     """A resolved config as the trainer receives it: the shipped digits data at the benchmark resolution."""
     return {
@@ -99,7 +123,9 @@ def config(args: argparse.Namespace, method: dict) -> dict:
                  "scale": (0.08, 1.0), "hflip": 0.5},
         "optim": {"lr": 0.1, "lr_batch": 256, "momentum": 0.9, "weight_decay": 1e-4},
         "schedule": {"epochs": 1000, "sched": "step", "milestones": [], "warmup_epochs": 0},
-        "method": method, "seed": args.seed, "runtime": {},
+        "method": method, "seed": args.seed,
+        "runtime": {"amp": None if args.amp == "none" else args.amp, "channels_last": args.channels_last,
+                    "compile": args.compile},
     }
 
 
@@ -126,21 +152,24 @@ class Harness:
     set up on that trainer, stepped through the trainer's own ``to_device`` and ``run_step``."""
 
     def __init__(self, args: argparse.Namespace):
-        self.trainer = Trainer(build_config(config(args, {"type": "uniform"})), Env(), work_dir=tempfile.gettempdir(),
-                               hooks=[])
+        self.device = torch.device(args.device)
+        self.trainer = Trainer(build_config(config(args, {"type": "uniform"})), Env(device=self.device),
+                               work_dir=tempfile.gettempdir(), hooks=[])
         t = self.trainer
+        if args.compile:  # what Trainer.train does with runtime.compile
+            t.net = torch.compile(t.model)
         self.train_set, self.model = t.train_set, t.model
-        dar = {"type": "dar", "warmup": 0, "interval": 1, "keep": 0.9}
-        online = {"type": "online", "pool_size": args.pool_factor * args.batch_size, "warmup_steps": 0,
-                  "cooldown_fraction": 0.0}
-        variants = {"uniform": {"type": "uniform"}, "dar": dar}
-        variants.update({f"online_r{r}": {**online, "score_resolution": r} for r in args.resolutions})
+        online = {**STEP_METHODS["online"], "pool_size": args.pool_factor * args.batch_size}
+        variants = {"uniform": {"type": "uniform"}}
+        variants.update({m: STEP_METHODS[m] for m in args.methods if m != "online"})
+        if "online" in args.methods:
+            variants.update({f"online_r{r}": {**online, "score_resolution": r} for r in args.resolutions})
         self.methods, self.streams = {}, {}
         for name, method in variants.items():
             m = build_method(method, RunInfo(len(self.train_set), t.cfg.schedule.epochs, args.batch_size,
                                              args.img_size, seed=args.seed))
             feed = m.build_feed(self.train_set, 0)
-            m.setup(Services(t))
+            m.setup(t.services)
             self.methods[name] = m
             if not name.startswith("online_r") or "online" not in self.streams:  # the online variants share one pool stream
                 self.streams["online" if name.startswith("online_r") else name] = Stream(m, feed)
@@ -153,8 +182,10 @@ class Harness:
         t = self.trainer
         t.method, t.steps = self.methods[name], stream.steps
         t.progress.epoch, t.progress.step_in_epoch = stream.epoch, stream.step
+        sync(self.device)
         t0 = time.perf_counter()
         t.run_step(t.to_device(images, targets, indices))
+        sync(self.device)
         elapsed = time.perf_counter() - t0
         stream.step += 1
         return elapsed
@@ -174,8 +205,13 @@ def measure_steps(args: argparse.Namespace) -> dict:
               flush=True)
     u = np.asarray(times["uniform"])
     b, pool, r = args.batch_size, args.pool_factor * args.batch_size, args.img_size
-    result = {"step_s": {k: summarize(v) for k, v in times.items()},
-              "dar_ratio": summarize(np.asarray(times["dar"]) / u), "online": {}}
+    result = {"step_s": {k: summarize(v) for k, v in times.items()}, "online": {},
+              "ratios": {k: summarize(np.asarray(v) / u) for k, v in times.items()
+                         if k != "uniform" and not k.startswith("online_r")}}
+    if "dar" in times:
+        result["dar_ratio"] = result["ratios"]["dar"]
+    if "online" not in args.methods:
+        return result
     for res in args.resolutions:
         analytic = online_relative_cost_analytic(b, pool, res, r)
         result["online"][res] = {"ratio": summarize(np.asarray(times[f"online_r{res}"]) / u), "analytic": analytic}
@@ -217,7 +253,8 @@ def profile_components(h: Harness, args: argparse.Namespace) -> dict:
     times: dict[str, list[float]] = {k: [] for k in calls}
     for i, order in enumerate(interleaved(list(calls), args.warmup + args.reps, args.seed + 1)):
         for k in order:
-            t = timed(calls[k])
+            sync(h.device)
+            t = timed(lambda k=k: (calls[k](), sync(h.device)))
             if i >= args.warmup:
                 times[k].append(t)
     out: dict = {k: summarize(v) for k, v in times.items()}
@@ -342,33 +379,36 @@ def report(res: dict, args: argparse.Namespace) -> str:
         pool = args.pool_factor * args.batch_size
         lines.append(f"\n{args.arch} at {args.img_size} px, b={args.batch_size}, b̄={pool}, {args.reps} interleaved rounds; "
                      f"uniform step {s['step_s']['uniform']['median']:.3f} s (median)")
-        rows = [["(a) DaR / uniform", fmt_ratio(s["dar_ratio"], 4), "1.0000", "<= 1.01"]]
+        goals = {"dar": ("1.0000", "<= 1.01"), "selective_backprop": ("", "scores every batch at its scale"),
+                 "infobatch": ("", "per-step rescaling + recording")}
+        rows = [[f"(a) {k} / uniform", fmt_ratio(v, 4), *goals.get(k, ("", ""))] for k, v in s["ratios"].items()]
         for r, o in s["online"].items():
             over, ana = o["ratio"]["median"] - 1, o["analytic"] - 1
             rows.append([f"(b) online r̂={r} / uniform", fmt_ratio(o["ratio"]), f"{o['analytic']:.3f}",
                          f"measured/analytic overhead {over / ana:.2f}"])
         lines.append(table(["ratio", "median [q1, q3]", "analytic", "goal / note"], rows))
-        c = s["components"]
-        rec = c[f"dar_record_N{IMAGENET_N}"]["median"]
-        lines.append(f"DaR record() per step: {1e6 * rec:.0f} µs at N=1.28M "
-                     f"({100 * rec / s['step_s']['uniform']['median']:.3f}% of the uniform step); "
-                     f"uniform record() {1e6 * c['uniform_record']['median']:.1f} µs")
-        u = s["step_s"]["uniform"]["median"]
-        rows = []
-        for r in args.resolutions:
-            g = {k.split("/")[1]: v["median"] for k, v in c.items() if k.startswith(f"r{r}/")}
-            meas = s["online"][r]["ratio"]["median"] - 1
-            rows.append([r, f"{100 * meas:.1f}", f"{100 * (s['online'][r]['analytic'] - 1):.1f}",
-                         f"{100 * g['select_total'] / u:.1f}", f"{100 * g['downsample'] / u:.1f}",
-                         f"{100 * g['forward_eval'] / u:.1f}", f"{100 * g['forward_batchstats'] / u:.1f}",
-                         f"{100 * g['score_losses'] / u:.1f}", f"{100 * (g['select_by_rank'] + g['gather_b']) / u:.2f}"])
-        lines.append("online overhead, % of the uniform step: measured (step ratio), analytic, and the parts of "
-                     "OnlineSelector.select timed alone")
-        lines.append(table(["r̂", "measured", "analytic", "select()", "downsample", "fwd at r̂, eval BN",
-                            "fwd at r̂, batch-stat BN", "score_losses (= downsample + fwd)",
-                            "rank+draw+gather"], rows))
-        fwd = c["forward_b_r_eval"]["median"] / s["step_s"]["uniform"]["median"]
-        lines.append(f"forward (eval, b at r) / training step = {fwd:.3f} (the analytic formula assumes 1/3)")
+        if "components" in s:  # (b): online was among --methods
+            c = s["components"]
+            rec = c[f"dar_record_N{IMAGENET_N}"]["median"]
+            lines.append(f"DaR record() per step: {1e6 * rec:.0f} µs at N=1.28M "
+                         f"({100 * rec / s['step_s']['uniform']['median']:.3f}% of the uniform step); "
+                         f"uniform record() {1e6 * c['uniform_record']['median']:.1f} µs")
+            u = s["step_s"]["uniform"]["median"]
+            rows = []
+            for r in args.resolutions:
+                g = {k.split("/")[1]: v["median"] for k, v in c.items() if k.startswith(f"r{r}/")}
+                meas = s["online"][r]["ratio"]["median"] - 1
+                rows.append([r, f"{100 * meas:.1f}", f"{100 * (s['online'][r]['analytic'] - 1):.1f}",
+                             f"{100 * g['select_total'] / u:.1f}", f"{100 * g['downsample'] / u:.1f}",
+                             f"{100 * g['forward_eval'] / u:.1f}", f"{100 * g['forward_batchstats'] / u:.1f}",
+                             f"{100 * g['score_losses'] / u:.1f}", f"{100 * (g['select_by_rank'] + g['gather_b']) / u:.2f}"])
+            lines.append("online overhead, % of the uniform step: measured (step ratio), analytic, and the parts of "
+                         "OnlineSelector.select timed alone")
+            lines.append(table(["r̂", "measured", "analytic", "select()", "downsample", "fwd at r̂, eval BN",
+                                "fwd at r̂, batch-stat BN", "score_losses (= downsample + fwd)",
+                                "rank+draw+gather"], rows))
+            fwd = c["forward_b_r_eval"]["median"] / s["step_s"]["uniform"]["median"]
+            lines.append(f"forward (eval, b at r) / training step = {fwd:.3f} (the analytic formula assumes 1/3)")
     if "selection" in res:
         c = res["selection"]
         lines.append(f"\n(c) N={c['num_samples']}: select_hardest {c['select_hardest_s']['median']:.3f} s, "
@@ -385,6 +425,9 @@ def report(res: dict, args: argparse.Namespace) -> str:
 def main(args: argparse.Namespace) -> int:
     if args.quick:
         apply_quick(args)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no GPU", file=sys.stderr)
+        return 2
     if any(r > args.img_size for r in args.resolutions):
         print(f"error: scoring resolutions {args.resolutions} must not exceed --img-size {args.img_size}", file=sys.stderr)
         return 2

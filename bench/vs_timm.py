@@ -3,14 +3,19 @@
     python bench/vs_timm.py                  # resnet18, 224 px, b=8, fp32, 5 alternating pairs (~8 min here)
     python bench/vs_timm.py --quick          # tiny model and images: checks that it runs (<1 min)
     python bench/vs_timm.py --loader-only    # loaders alone: ours / timm's create_loader, images/s
+    python bench/vs_timm.py --device cuda --amp bf16 --channels-last [--compile] --arch resnet50 --batch-size 128
+                                             # on a GPU (bench/gpu_check.sh runs this)
 
 Both sides train the same timm model with the same batch, precision, optimizer (SGD, momentum 0.9,
 wd 1e-4), augmentation (random-resized crop 8-100 %, flip, bilinear, no colour jitter, no label
-smoothing), worker count and CPU threads, on the same synthetic ImageFolder of JPEGs (500x375, written
+smoothing), worker count and CPU threads, device, autocast dtype, memory format and ``torch.compile``
+(``--device``, ``--amp``, ``--channels-last``, ``--compile``: our ``runtime.*`` keys, timm's ``--amp
+--amp-dtype``, ``--channels-last``, ``--torchcompile``), on the same synthetic ImageFolder of JPEGs (500x375, written
 under /tmp). Each run is its own process; the runs alternate (shuffled within each pair) and the ratio
 is taken per pair. A step's time is the time between two consecutive optimizer updates (data loading
 included), stamped by torch's global optimizer-step post-hook in the child process -- the same point on
-both sides, and neither script is changed (timm's runs via ``runpy`` exactly as ``python train.py``).
+both sides (on CUDA after a ``torch.cuda.synchronize()`` in that hook, so queued kernels are counted), and
+neither script is changed (timm's runs via ``runpy`` exactly as ``python train.py``).
 The main process's CPU time per step is stamped too: it is far less sensitive to other load on a
 shared machine (the data workers' CPU is not in it). The first ``--skip`` steps are left out of both.
 
@@ -61,6 +66,17 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=5, help="alternating pairs of runs")
     p.add_argument("--pool-factor", type=int, default=2, help="online pool b̄ = factor x b for the loading test")
     p.add_argument("--pools", type=int, default=10, help="pools timed in the loading test")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both sides train")
+    p.add_argument("--amp", default="none", choices=["none", "bf16"], help="autocast dtype (both sides)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (both sides)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (both sides; its warm-up "
+                   "steps belong in --skip)")
+    p.add_argument("--config", default=str(BASE_CONFIG),
+                   help="our pre-training config; another than the default keeps its own recipe (only data, batch, "
+                   "size, workers, epochs and the switches above are set) and --timm-args should match it")
+    p.add_argument("--timm-args", default="", help="more arguments for timm's train.py (one string), e.g. the recipe "
+                   "matching --config")
+    p.add_argument("--no-loading", action="store_true", help="leave out the loading comparison after the runs")
     p.add_argument("--timm-train", default="/tmp/timm_train/train.py", help="timm's train.py")
     p.add_argument("--data-root", default="/tmp/dar_bench_imagefolder", help="synthetic ImageFolder (made if absent)")
     p.add_argument("--out", default="work_dirs/bench/vs_timm.json")
@@ -114,18 +130,28 @@ def ours_argv(args: argparse.Namespace, work_dir: str) -> list[str]:
     opts = {
         "model.arch": args.arch, "data.root": args.data_root, "data.train_dir": "train", "data.val_dir": "validation",
         "data.img_size": args.img_size, "data.batch_size": args.batch_size, "data.num_workers": args.workers,
-        "data.hflip": 0.5, "data.scale": "(0.08,1.0)", "data.interpolation": "bilinear",
-        "optim.lr": 0.1, "optim.lr_batch": 256, "optim.momentum": 0.9, "optim.weight_decay": 1e-4,
-        "schedule.epochs": 1, "schedule.milestones": "[]", "schedule.warmup_epochs": 0, "runtime.amp": "None",
+        "schedule.epochs": 1, "runtime.amp": "bf16" if args.amp == "bf16" else "None",
+        "runtime.channels_last": args.channels_last, "runtime.compile": args.compile,
     }
-    return [str(BASE_CONFIG), "--work-dir", work_dir, "--cfg-options", *[f"{k}={v}" for k, v in opts.items()]]
+    if Path(args.config).resolve() == BASE_CONFIG.resolve():  # the plain recipe timm's defaults below match
+        opts.update({"data.hflip": 0.5, "data.scale": "(0.08,1.0)", "data.interpolation": "bilinear",
+                     "optim.lr": 0.1, "optim.lr_batch": 256, "optim.momentum": 0.9, "optim.weight_decay": 1e-4,
+                     "schedule.milestones": "[]", "schedule.warmup_epochs": 0})
+    return [str(args.config), "--work-dir", work_dir, "--cfg-options", *[f"{k}={v}" for k, v in opts.items()]]
 
 
 def timm_argv(args: argparse.Namespace, tmp: str) -> list[str]:
-    cfg = Path(tmp) / "cpu.yaml"
+    cfg = Path(tmp) / "defaults.yaml"
     # through train.py's own YAML defaults: it has no --device flag, and --color-jitter cannot be None
-    cfg.write_text("device: cpu\ncolor_jitter: null\n")
-    return [args.timm_train, "-c", str(cfg), "--data-dir", args.data_root, "--model", args.arch,
+    cfg.write_text(f"device: {args.device}\ncolor_jitter: null\n")
+    switches = (["--amp", "--amp-dtype", "bfloat16"] if args.amp == "bf16" else []) + \
+        (["--channels-last"] if args.channels_last else []) + (["--torchcompile"] if args.compile else [])
+    if Path(args.config).resolve() != BASE_CONFIG.resolve():  # the recipe comes from --timm-args
+        return [args.timm_train, "-c", str(cfg), "--data-dir", args.data_root, "--model", args.arch,
+                "--num-classes", str(NUM_CLASSES), "-b", str(args.batch_size), "--img-size", str(args.img_size),
+                "--epochs", "1", "-j", str(args.workers), "--log-interval", "1", "--seed", "0", "--output", tmp,
+                *switches, *args.timm_args.split()]
+    return [args.timm_train, *switches, *args.timm_args.split(), "-c", str(cfg), "--data-dir", args.data_root, "--model", args.arch,
             "--num-classes", str(NUM_CLASSES), "-b", str(args.batch_size), "--img-size", str(args.img_size),
             "--epochs", "1", "-j", str(args.workers), "--log-interval", "1", "--sched", "step",
             "--decay-epochs", "100", "--warmup-epochs", "0", "--lr", str(lr(args)), "--momentum", "0.9",
@@ -143,7 +169,14 @@ def run_child(args: argparse.Namespace) -> int:
 
     side, out = args.child
     stamps: list[tuple[float, float]] = []
-    register_optimizer_step_post_hook(lambda *_: stamps.append((time.perf_counter(), time.process_time())))
+    import torch
+
+    def stamp(*_) -> None:
+        if args.device == "cuda":  # the step's kernels are queued: count them where they finish
+            torch.cuda.synchronize()
+        stamps.append((time.perf_counter(), time.process_time()))
+
+    register_optimizer_step_post_hook(stamp)
     code, error = 0, None
     with tempfile.TemporaryDirectory() as tmp:
         if side == "ours":
@@ -161,13 +194,19 @@ def run_child(args: argparse.Namespace) -> int:
 
 
 def child_env(args: argparse.Namespace) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-            "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           "PYTHONUNBUFFERED": "1"}
+    if args.device == "cpu":  # our trainer takes the GPU whenever one is visible
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
 
 
 def passthrough(args: argparse.Namespace) -> list[str]:
-    keys = ("arch", "img_size", "batch_size", "steps", "skip", "workers", "threads", "data_root", "timm_train")
-    return [x for k in keys for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+    keys = ("arch", "img_size", "batch_size", "steps", "skip", "workers", "threads", "data_root", "timm_train",
+            "device", "amp", "config")
+    flags = [f"--{k.replace('_', '-')}" for k in ("channels_last", "compile") if getattr(args, k)]
+    return [x for k in keys for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))] + flags + \
+        [f"--timm-args={args.timm_args}"]
 
 
 def run_side(args: argparse.Namespace, side: str) -> dict:
@@ -333,6 +372,15 @@ def main(args: argparse.Namespace) -> int:
     if args.skip < 1:
         print("error: --skip must be >= 1 (the first step has no previous update to time from)", file=sys.stderr)
         return 2
+    if not Path(args.config).is_file():
+        print(f"error: config not found: {args.config}", file=sys.stderr)
+        return 2
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --device cuda but torch sees no GPU", file=sys.stderr)
+            return 2
     root = Path(args.data_root)
     n_train = (args.skip + args.steps) * args.batch_size  # exactly one epoch of whole batches on both sides
     size = (500, 375) if args.img_size >= 160 else (2 * args.img_size, 3 * args.img_size // 2)
@@ -354,6 +402,16 @@ def main(args: argparse.Namespace) -> int:
     res["cpu_s_per_step"] = {side: summarize(v) for side, v in cpu.items()}
     res["cpu_ratio"] = summarize(np.asarray(cpu["timm"]) / np.asarray(cpu["ours"]))  # > 1: ours needs less CPU
     write_json(args.out, res)  # the runs are the expensive part: keep them whatever follows
+    precision = f"{args.device}, " + ("bf16 autocast" if args.amp == "bf16" else "fp32") + \
+        (", channels_last" if args.channels_last else "") + (", torch.compile" if args.compile else "")
+    head = f"{args.arch} at {args.img_size} px, b={args.batch_size}, {precision}, {Path(args.config).name}, " \
+        f"{args.steps} timed steps x {args.reps} pairs"
+    if args.no_loading:
+        res["report"] = "\n".join([head, f"images/s ours {fmt_ratio(res['ours_img_s'], 2)}, timm "
+                                   f"{fmt_ratio(res['timm_img_s'], 2)}, ours / timm (per pair) {fmt_ratio(res['ratio'], 3)}"])
+        print(res["report"])
+        print(f"results: {write_json(args.out, res)}")
+        return 0
     res["loading"] = loading_throughput(args)
     need = args.pool_factor * res["ours_img_s"]["median"]
     res["loading"]["online_needs_images_per_s"] = need
@@ -362,7 +420,7 @@ def main(args: argparse.Namespace) -> int:
     text = "\n".join([
         f"machine: {m['cpu']}, {m['cpu_count']} cores, load {m['load_avg_1_5_15']} -> {res['machine_after']}, "
         f"{args.threads} thread(s), {args.workers} worker(s), {m['date_utc']}",
-        f"{args.arch} at {args.img_size} px, b={args.batch_size}, fp32, {args.steps} timed steps x {args.reps} pairs",
+        head,
         table(["", "images/s median [q1, q3]"],
               [["ours (tools/train.py, uniform)", fmt_ratio(res["ours_img_s"], 2)],
                ["timm train.py", fmt_ratio(res["timm_img_s"], 2)],
