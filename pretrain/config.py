@@ -20,11 +20,12 @@ from typing import Any
 
 from .errors import ConfigError, unknown_keys_error
 
-__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "RuntimeConfig", "ScheduleConfig", "TrainConfig",
-           "build_config"]
+__all__ = ["DataConfig", "EmaConfig", "LossConfig", "MixupConfig", "ModelConfig", "OptimConfig", "RuntimeConfig",
+           "ScheduleConfig", "TrainConfig", "build_config"]
 
 REQUIRED = ("model.arch", "data.type", "data.batch_size", "data.img_size", "schedule.epochs", "method.type", "optim.lr")
-TOP_LEVEL = ("model", "data", "optim", "schedule", "runtime", "method", "seed", "work_dir", "probe", "bn_recalibrate")
+TOP_LEVEL = ("model", "data", "optim", "schedule", "runtime", "method", "seed", "work_dir", "probe", "bn_recalibrate",
+             "loss", "mixup", "ema")
 
 
 def _positive_int(where: str, value: Any, allow_none: bool = False) -> None:
@@ -66,6 +67,16 @@ class DataConfig:
     val_list: str | None = None
     mean: tuple | None = None
     std: tuple | None = None
+    # timm.data.create_transform's augmentation (pretrain.data.build_transform; None = today's default)
+    ratio: tuple | None = None  # random-resized crop aspect range
+    vflip: float | None = None
+    color_jitter: Any = None  # float or (b, c, s[, h]); ignored by timm under RandAugment
+    auto_augment: str | None = None  # e.g. 'rand-m6-mstd0.5-inc1'
+    train_interpolation: str | None = None  # default: interpolation; 'random' as timm's train.py
+    test_size: int | None = None  # evaluation resolution (default img_size)
+    re_prob: float | None = None  # random erasing (on the device batch, as timm's prefetcher)
+    re_mode: str | None = None
+    re_count: int | None = None
     on_bad_image: str | None = None
     max_bad_images: int | None = None
 
@@ -79,6 +90,10 @@ class DataConfig:
         _positive_int("data.num_samples", self.num_samples, allow_none=True)
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be an integer >= 0, got {self.num_workers!r}")
+        _positive_int("data.test_size", self.test_size, allow_none=True)
+        from .recipe import check_transforms
+
+        check_transforms(dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
@@ -88,31 +103,121 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     filter_bias_and_bn: bool = False  # timm: no weight decay on biases and norm layers
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # CE / BCE smoothing; under Mixup the mixed targets' (timm's --smoothing)
+    opt: str = "sgd"  # any timm.optim.list_optimizers() name: sgd, adamw, lamb, lars, ...
+    kwargs: dict = field(default_factory=dict)  # more create_optimizer_v2 arguments (eps, betas, layer_decay...)
+    accum_steps: int = 1  # gradient accumulation: one update every accum_steps batches
 
     def validate(self) -> None:
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
             raise ConfigError(f"optim.lr must be a positive number, got {self.lr!r}")
         _positive_int("optim.lr_batch", self.lr_batch)
+        _positive_int("optim.accum_steps", self.accum_steps)
+        if not isinstance(self.label_smoothing, (int, float)) or not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        from .recipe import check_optimizer
+
+        check_optimizer(self)
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     epochs: int  # of the full-data baseline (a method's plan may train fewer)
-    sched: str = "step"  # 'step' (÷decay_rate at milestones) or 'cosine'
+    sched: str = "step"  # 'step' (÷decay_rate at milestones) or a timm schedule: cosine, tanh, poly, ...
     milestones: tuple[int, ...] = ()
     decay_rate: float = 0.1
     warmup_epochs: float = 0
     warmup_lr: float = 0.0
     min_lr: float = 0.0
+    step_on_epochs: bool = False  # LR constant within an epoch (timm train.py's default) instead of per update
+    kwargs: dict = field(default_factory=dict)  # more create_scheduler_v2 arguments (cycle_mul, k_decay, ...)
 
     def validate(self) -> None:
         _positive_int("schedule.epochs", self.epochs)
-        if self.sched not in ("step", "cosine"):
-            raise ConfigError(f"schedule.sched must be 'step' or 'cosine', got {self.sched!r}")
+        from .recipe import SCHEDULES, check_scheduler
+
+        if self.sched not in SCHEDULES:
+            import difflib
+
+            close = difflib.get_close_matches(str(self.sched), SCHEDULES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"schedule.sched must be one of {', '.join(SCHEDULES)}, got {self.sched!r}{hint}")
+        check_scheduler(self)
         milestones = list(self.milestones)
         if any(b <= a for a, b in itertools.pairwise(milestones)) or any(m < 1 for m in milestones):
             raise ConfigError(f"schedule.milestones must be increasing positive epochs, got {milestones}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training criterion (timm.loss): 'ce' (label-smoothed CE; soft-target CE under Mixup) or 'bce'."""
+
+    type: str = "ce"
+    bce_target_thresh: float | None = None  # timm BinaryCrossEntropy(target_threshold=)
+    bce_sum: bool = False  # sum over classes instead of the mean
+    bce_pos_weight: float | None = None
+
+    def validate(self) -> None:
+        if self.type not in ("ce", "bce"):
+            raise ConfigError(f"loss.type must be 'ce' or 'bce', got {self.type!r}")
+        if self.type != "bce" and (self.bce_target_thresh is not None or self.bce_sum or self.bce_pos_weight is not None):
+            raise ConfigError("loss.bce_* keys need loss.type='bce'")
+
+
+@dataclass(frozen=True)
+class MixupConfig:
+    """timm.data.Mixup on the device batch (label smoothing: optim.label_smoothing)."""
+
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    cutmix_minmax: tuple | None = None
+    prob: float = 1.0
+    switch_prob: float = 0.5
+    mode: str = "batch"  # batch | pair | elem
+    correct_lam: bool = True
+    off_epoch: int = 0  # epochs from this one on are not mixed (0: never off)
+
+    def validate(self) -> None:
+        if self.mode not in ("batch", "pair", "elem"):
+            raise ConfigError(f"mixup.mode must be 'batch', 'pair' or 'elem', got {self.mode!r}")
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"mixup.{key} must be a number >= 0, got {value!r}")
+        if not (self.mixup_alpha > 0 or self.cutmix_alpha > 0 or self.cutmix_minmax is not None):
+            raise ConfigError("mixup needs mixup_alpha > 0, cutmix_alpha > 0 or cutmix_minmax")
+        for key in ("prob", "switch_prob"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f"mixup.{key} must be in [0, 1], got {value!r}")
+        if self.cutmix_minmax is not None and (len(self.cutmix_minmax) != 2 or not 0 < self.cutmix_minmax[0] < self.cutmix_minmax[1] <= 1):
+            raise ConfigError(f"mixup.cutmix_minmax must be (min, max) with 0 < min < max <= 1, got {self.cutmix_minmax!r}")
+        if isinstance(self.off_epoch, bool) or not isinstance(self.off_epoch, int) or self.off_epoch < 0:
+            raise ConfigError(f"mixup.off_epoch must be an integer >= 0, got {self.off_epoch!r}")
+
+
+@dataclass(frozen=True)
+class EmaConfig:
+    """timm.utils.ModelEmaV3 of the weights, updated after every optimizer update, evaluated beside them."""
+
+    decay: float = 0.9998
+    min_decay: float = 0.0
+    warmup: bool = False  # timm's use_warmup (decay ramps up with the update count)
+    warmup_gamma: float = 1.0
+    warmup_power: float = 2 / 3
+    update_after_step: int = 0
+    exclude_buffers: bool = False
+    publish: str = "raw"  # which weights backbone.pth holds: 'raw' or 'ema' (recorded in the meta)
+
+    def validate(self) -> None:
+        for key in ("decay", "min_decay"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f"ema.{key} must be in [0, 1], got {value!r}")
+        if self.publish not in ("raw", "ema"):
+            raise ConfigError(f"ema.publish must be 'raw' or 'ema', got {self.publish!r}")
+        if isinstance(self.update_after_step, bool) or not isinstance(self.update_after_step, int) or self.update_after_step < 0:
+            raise ConfigError(f"ema.update_after_step must be an integer >= 0, got {self.update_after_step!r}")
 
 
 @dataclass(frozen=True)
@@ -160,6 +265,9 @@ class TrainConfig:
     raw: dict
     probe: Any = None  # pretrain.probes.build.ProbeConfig, or None
     bn_recalibrate: Any = None  # pretrain.bn_recalibrate.BNRecalibrate, or None
+    loss: LossConfig = field(default_factory=LossConfig)
+    mixup: MixupConfig | None = None  # None: no mixing
+    ema: EmaConfig | None = None  # None: no EMA
 
     @property
     def method_type(self) -> str:
@@ -217,4 +325,7 @@ def build_config(cfg: Any, source: str = "the config") -> TrainConfig:
         raw=raw,
         probe=ProbeConfig.from_dict(raw["probe"]) if raw.get("probe") is not None else None,
         bn_recalibrate=BNRecalibrate.from_dict(raw.get("bn_recalibrate")),
+        loss=_section(LossConfig, raw.get("loss"), "loss"),
+        mixup=_section(MixupConfig, raw["mixup"], "mixup") if raw.get("mixup") is not None else None,
+        ema=_section(EmaConfig, raw["ema"], "ema") if raw.get("ema") is not None else None,
     )

@@ -112,8 +112,9 @@ def verify_images(paths: Sequence[str], mode: str = "header", workers: int = 8) 
 class AugSeed:
     """Per-sample augmentation randomness from (seed, epoch, index), isolated from the global RNGs.
 
-    Inside ``with aug_seed(index):`` python's and torch's CPU generators are seeded for this sample;
-    in the main process both are restored on exit, so a loader with ``num_workers=0`` leaves the
+    Inside ``with aug_seed(index):`` python's, NumPy's (timm's RandAugment picks its ops with
+    ``np.random.choice``) and torch's CPU generators are seeded for this sample; in the main process all
+    three are restored on exit, so a loader with ``num_workers=0`` leaves the
     training RNG untouched. A loader worker's generators serve nothing but these draws, so there the
     save and restore (a few percent of a small image's loading time) are skipped.
     """
@@ -127,17 +128,20 @@ class AugSeed:
         s = ((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index) % (2**63)
         if get_worker_info() is not None:
             random.seed(s)
+            np.random.seed(s % 2**32)
             torch.default_generator.manual_seed(s)
             yield
             return
-        py_state = random.getstate()
+        py_state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
             random.seed(s)  # timm's RandomResizedCropAndInterpolation draws from `random`
+            np.random.seed(s % 2**32)  # timm's RandAugment chooses its ops with np.random
             torch.default_generator.manual_seed(s)  # torchvision's flip draws from torch
             try:
                 yield
             finally:
                 random.setstate(py_state)
+                np.random.set_state(np_state)
 
 
 class BatchNormalize:
@@ -311,18 +315,40 @@ class Digits(Dataset):
 
 
 def build_transform(data: dict, train: bool, uint8: bool = False) -> Callable:
-    """timm's standard transform: random-resized crop + flip for training, one centre crop for eval.
+    """timm's ``create_transform``: random-resized crop, flip and the config's augmentation (RandAugment,
+    colour jitter, ...) for training at ``img_size``; one centre crop for eval at ``test_size``.
 
     ``uint8=True`` ends at a uint8 tensor (timm's ``use_prefetcher`` transforms, the same random draws);
-    :func:`normalizer` gives what then turns a batch into model input on the device.
+    :func:`normalizer` gives what then turns a batch into model input on the device, and random erasing
+    then runs on that batch (:func:`batch_random_erasing`), as timm's prefetcher does.
     """
-    size = int(data.get("img_size", 224))
-    common = dict(interpolation=data.get("interpolation", "bilinear"), use_prefetcher=uint8,
-                  mean=tuple(data.get("mean", IMAGENET_DEFAULT_MEAN)), std=tuple(data.get("std", IMAGENET_DEFAULT_STD)))
+    interpolation = data.get("interpolation", "bilinear")
+    common = dict(use_prefetcher=uint8, mean=tuple(data.get("mean", IMAGENET_DEFAULT_MEAN)),
+                  std=tuple(data.get("std", IMAGENET_DEFAULT_STD)))
     if train:
-        return create_transform(size, is_training=True, scale=tuple(data.get("scale", (0.08, 1.0))),
-                                hflip=float(data.get("hflip", 0.5)), color_jitter=None, **common)
-    return create_transform(size, is_training=False, crop_pct=float(data.get("crop_pct", 0.875)), **common)
+        ratio = data.get("ratio")
+        return create_transform(int(data.get("img_size", 224)), is_training=True,
+                                scale=tuple(data.get("scale", (0.08, 1.0))),
+                                ratio=tuple(ratio) if ratio is not None else None,
+                                hflip=float(data.get("hflip", 0.5)), vflip=float(data.get("vflip", 0.0)),
+                                color_jitter=data.get("color_jitter"), auto_augment=data.get("auto_augment"),
+                                interpolation=data.get("train_interpolation") or interpolation, **common)
+    size = int(data.get("test_size") or data.get("img_size", 224))
+    return create_transform(size, is_training=False, crop_pct=float(data.get("crop_pct", 0.875)),
+                            interpolation=interpolation, **common)
+
+
+def batch_random_erasing(data: dict, device: torch.device) -> Callable | None:
+    """timm's ``RandomErasing`` on a normalised device batch (``data.re_prob``, ``re_mode``, ``re_count``),
+    or None when off. Its draws come from python's ``random`` and torch's generator of ``device``: the
+    trainer's per-rank streams, checkpointed, so a resumed run erases the same boxes."""
+    prob = float(data.get("re_prob") or 0.0)
+    if prob <= 0:
+        return None
+    from timm.data.random_erasing import RandomErasing
+
+    return RandomErasing(probability=prob, mode=data.get("re_mode") or "const",
+                         max_count=int(data.get("re_count") or 1), device=device)
 
 
 def normalizer(data: dict) -> BatchNormalize:

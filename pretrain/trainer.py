@@ -17,10 +17,12 @@ bit-exactly, also in the middle of an epoch. Distributed: torchrun / slurm (``pr
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
 from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint as ckpt
-from .config import ScheduleConfig, TrainConfig
+from .config import TrainConfig
 from .cost import TRAIN_FLOPS_PER_FORWARD, forward_flops
-from .data import DataError, build_dataset
+from .data import DataError, batch_random_erasing, build_dataset
 from .env import Env, all_gather_objects, all_sum, first_error
+from .hooks import Hook
 from .methods import build_method
-from .methods.base import Batch, EpochResult, EpochTotals, Plan, RunInfo, StepInfo, StepRecord
+from .methods.base import Batch, EpochResult, EpochTotals, RunInfo, StepInfo, StepRecord
 from .models import build_model
+from .recipe import BatchMixer, Criterion, Ema, build_optimizer, build_scheduler, schedule_time
 from .selection.samplers import derive_seed
 from .services import Services
 
@@ -70,6 +71,10 @@ class EpochMeter:
     forwards: dict[int, int] = field(default_factory=dict)  # untrained forwards by resolution
     wall_s: float = 0.0
 
+    def add_forwards(self, resolution: int, samples: int) -> None:
+        """Count ``samples`` forwards at ``resolution`` px done outside training (a method's scoring)."""
+        self.forwards[int(resolution)] = self.forwards.get(int(resolution), 0) + int(samples)
+
 
 @dataclass
 class EpochRecord:
@@ -95,23 +100,6 @@ class EpochRecord:
                 "train_loss": self.train_loss, "lr": self.lr, "top1": self.top1, "top5": self.top5, **self.extra}
 
 
-def build_scheduler(optimizer, schedule: ScheduleConfig, plan: Plan):
-    """timm step (÷decay_rate at milestones) or cosine schedule with linear warm-up, in epochs.
-
-    A plan of fewer epochs than its baseline (``plan.epochs < plan.ref_epochs``) scales the milestones alike. timm's MultiStepLRScheduler applies milestone
-    m from t = m - 1 (its ``t + 1`` convention for per-epoch stepping); we step with fractional epochs of
-    completed training, so ``m + 1`` makes the decay start exactly after m full epochs.
-    """
-    scale = plan.epochs / plan.ref_epochs
-    common = dict(num_epochs=plan.epochs, warmup_epochs=schedule.warmup_epochs, warmup_lr=schedule.warmup_lr,
-                  min_lr=schedule.min_lr)
-    if schedule.sched == "step":
-        milestones = [m * scale + 1 for m in schedule.milestones]
-        return create_scheduler_v2(optimizer, "multistep", decay_milestones=milestones,
-                                   decay_rate=schedule.decay_rate, **common)[0]
-    return create_scheduler_v2(optimizer, "cosine", **common)[0]
-
-
 def build_datasets(cfg: TrainConfig, env: Env):
     """Train and val sets; a data problem on any rank stops every rank with the same one line."""
     try:
@@ -130,9 +118,7 @@ class Trainer:
     """Builds the run from a checked config and trains it; see the module docstring."""
 
     def __init__(self, cfg: TrainConfig, env: Env, work_dir: str | Path, git_rev: str = "unknown",
-                 hooks: list | None = None):
-        from .hooks import default_hooks
-
+                 hooks: Sequence[Hook] = ()):
         self.cfg, self.env, self.work_dir, self.git_rev = cfg, env, Path(work_dir), git_rev
         rt, data = cfg.runtime, cfg.data
         if not env.cuda and rt.cpu_threads:
@@ -146,31 +132,40 @@ class Trainer:
         self.plan = self.method.plan()
 
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank and for any world size
-        self.model = build_model(cfg.model.arch, data.num_classes or self.train_set.num_classes,
-                                 **cfg.model.kwargs).to(env.device)
+        num_classes = data.num_classes or self.train_set.num_classes
+        self.model = build_model(cfg.model.arch, num_classes, **cfg.model.kwargs).to(env.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._flops: dict[int, float] = {}
         self.fwd = self.forward_flops(data.img_size)
-        o = cfg.optim
-        self.optimizer = create_optimizer_v2(self.model, "sgd", lr=o.lr * b * env.world / o.lr_batch,
-                                             momentum=o.momentum, weight_decay=o.weight_decay,
-                                             filter_bias_and_bn=o.filter_bias_and_bn)
+        o = cfg.optim  # the recipe (pretrain.recipe): timm's optimizer, schedule, loss, Mixup, EMA
+        self.optimizer = build_optimizer(self.model, o, o.lr * b * env.world * o.accum_steps / o.lr_batch)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.plan)
+        self.criterion = Criterion(cfg.loss, o.label_smoothing, env.device)
+        self.mixer = (BatchMixer(cfg.mixup, o.label_smoothing, num_classes, derive_seed(cfg.seed, "mixup", env.rank))
+                      if cfg.mixup else None)
+        self.erase = batch_random_erasing(cfg.raw["data"], env.device)
+        self.ema = Ema(cfg.ema, self.model) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.feed = self.method.build_feed(self.train_set, data.num_workers)
-        self.method.setup(Services(self))
+        self.services = Services(self.model, env, self.train_set, self.model_input, batch_size=data.batch_size,
+                                 workers=data.num_workers, img_size=data.img_size,
+                                 count_forwards=lambda resolution, samples: self.meter.add_forwards(resolution, samples))
+        self.method.setup(self.services)
         torch.manual_seed(derive_seed(cfg.seed, "train", env.rank))
         random.seed(derive_seed(cfg.seed, "train", env.rank))  # checkpointed like torch's: reproducible too
         np.random.seed(derive_seed(cfg.seed, "train", env.rank) % 2**32)
         self.progress, self.meter = Progress(), EpochMeter()
-        self.hooks = default_hooks(self) if hooks is None else hooks
+        self.hooks = list(hooks)  # the run's hooks, in calling order (pretrain.cli.default_hooks: a CLI run's)
         self.net: torch.nn.Module = self.model  # the module trained through (DDP, compiled); set in train()
         self.stop_reason: str | None = None  # set by request_stop(); the run stops after the current step
         self.record: EpochRecord | None = None  # the epoch being closed (hooks read and complete it)
         self.epoch_result = EpochResult()
         self.resumed = False
         self.meta_extra: dict[str, Any] = {}  # hooks' blocks for the meta (probe, bn_recalibrate)
+        if cfg.ema:  # which weights backbone.pth holds, and the EMA that made them
+            self.meta_extra["ema"] = {"published": cfg.ema.publish, **dataclasses.asdict(cfg.ema)}
+        self.ddp: DistributedDataParallel | None = None  # set in train() on more than one rank
         self.steps = 0  # steps of the epoch in progress
         self._t0 = time.time()
 
@@ -182,7 +177,7 @@ class Trainer:
         self.resumed = resume is not None
         ddp = self.model
         if self.env.world > 1:
-            ddp = DistributedDataParallel(self.model, device_ids=[self.env.local_rank] if self.env.cuda else None)
+            ddp = self.ddp = DistributedDataParallel(self.model, device_ids=[self.env.local_rank] if self.env.cuda else None)
         self.net = torch.compile(ddp) if self.cfg.runtime.compile else ddp
         self.call("before_train")
         while self.progress.epoch <= self.plan.epochs:
@@ -190,8 +185,8 @@ class Trainer:
                 return None
         summary = self.summary()
         if self.env.main:
-            ckpt.save_backbone(self.model.state_dict(), {**ckpt.make_meta(self.cfg.raw, summary, self.git_rev),
-                                                         **self.meta_extra}, self.work_dir)
+            ckpt.save_backbone(self.published_model().state_dict(),
+                               {**ckpt.make_meta(self.cfg.raw, summary, self.git_rev), **self.meta_extra}, self.work_dir)
         self.call("after_train")
         return summary
 
@@ -220,8 +215,12 @@ class Trainer:
         return not (self.stop_reason and self.progress.epochs_done < self.plan.epochs)
 
     def to_device(self, images: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> Batch:
-        """The one place a loaded batch moves to the device (indices stay on the CPU)."""
-        return Batch(self.model_input(images), targets.to(self.env.device, non_blocking=True), indices)
+        """The one place a loaded batch moves to the device (indices stay on the CPU); random erasing, when
+        configured, runs here on the normalised batch (timm's prefetcher does it there too)."""
+        x = self.model_input(images)
+        if self.erase is not None:
+            x = self.erase(x)
+        return Batch(x, targets.to(self.env.device, non_blocking=True), indices)
 
     def model_input(self, images: torch.Tensor) -> torch.Tensor:
         """A loaded uint8 batch as model input: copied to the device (non-blocking from pinned memory),
@@ -229,26 +228,44 @@ class Trainer:
         return self.train_set.normalize(images.to(self.env.device, non_blocking=True))
 
     def run_step(self, batch: Batch) -> torch.Tensor:
-        """One update: LR, the method's pick, forward, ``mean(w * loss)``, backward, record; the losses."""
+        """One step: LR, the method's pick, Mixup, forward, ``mean(w * loss)``, backward, record; the losses.
+
+        The per-sample losses are each position's loss against its (mixed) target (``Criterion``); the
+        method records them for the dataset index at that position. With ``optim.accum_steps`` = k the
+        optimizer updates after every k-th step of an epoch (and after its last), each step's loss
+        divided by its group's length (timm's train.py), gradients synchronised only on the last.
+        """
         p = self.progress
         step = StepInfo(p.epoch, p.step_in_epoch, self.steps, p.global_step)
-        self.scheduler.step(p.epoch - 1 + p.step_in_epoch / self.steps)
+        self.scheduler.step(schedule_time(self.cfg.schedule, p.epoch, p.step_in_epoch, self.steps))
         factor = self.method.lr_factor(p.epoch)
         if factor != 1.0:
             for group in self.optimizer.param_groups:
                 group["lr"] *= factor
         batch = self.method.select(batch, step)
-        images = batch.images.contiguous(memory_format=torch.channels_last) if self.channels_last else batch.images
-        with torch.autocast(images.device.type, dtype=self.amp, enabled=self.amp is not None):
-            logits = self.net(images)
-        logits = logits.float()
-        losses = F.cross_entropy(logits, batch.targets, reduction="none",
-                                 label_smoothing=self.cfg.optim.label_smoothing)
-        loss = losses.mean() if batch.weights is None else (batch.weights * losses).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # a no-op scale unless fp16
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        images, targets = batch.images, batch.targets
+        if self.mixer is not None:  # after the pick: a method scores clean images (docs/selection.md)
+            images, targets = self.mixer(images, targets, p.epoch)
+        images = images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        accum = self.cfg.optim.accum_steps
+        position = p.step_in_epoch % accum
+        group = min(accum, self.steps - (p.step_in_epoch - position))
+        update = position == group - 1
+        sync = self.ddp.no_sync() if self.ddp is not None and not update else contextlib.nullcontext()
+        with sync:
+            with torch.autocast(images.device.type, dtype=self.amp, enabled=self.amp is not None):
+                logits = self.net(images)
+            logits = logits.float()
+            losses = self.criterion(logits, targets)
+            loss = losses.mean() if batch.weights is None else (batch.weights * losses).mean()
+            if position == 0:
+                self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss if group == 1 else loss / group).backward()  # a no-op scale unless fp16
+        if update:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.model)
         losses = losses.detach()
         self.method.record(StepRecord(batch.indices, losses, logits.detach(), batch.targets, step))
         self.meter.loss_sum += losses.sum().item()  # a sync point; cheap next to a step
@@ -287,11 +304,30 @@ class Trainer:
             p.top1, p.top5 = self.record.top1, self.record.top5
         self.call("after_epoch")  # log line, checkpoint
 
+    def published_model(self) -> torch.nn.Module:
+        """The weights backbone.pth holds: the EMA's with ``ema.publish='ema'``, else the trained ones."""
+        return self.ema.module if self.ema is not None and self.cfg.ema.publish == "ema" else self.model
+
     def evaluate(self) -> tuple[float, float]:
-        """Single-crop top-1 / top-5 (%) over the whole validation set, each rank a disjoint share."""
+        """Single-crop top-1 / top-5 (%) of the published weights over the whole validation set.
+
+        With an EMA both weights are evaluated: the other one's figures go into the epoch's line as
+        ``top1_ema``/``top5_ema`` (or ``top1_raw``/``top5_raw`` when the EMA is published).
+        """
+        top = self.evaluate_model(self.published_model())
+        if self.ema is not None:
+            other, suffix = (self.model, "raw") if self.cfg.ema.publish == "ema" else (self.ema.module, "ema")
+            top1, top5 = self.evaluate_model(other)
+            if self.record is not None:
+                self.record.extra.update({f"top1_{suffix}": top1, f"top5_{suffix}": top5})
+        return top
+
+    def evaluate_model(self, model: torch.nn.Module) -> tuple[float, float]:
+        """Single-crop top-1 / top-5 (%) of ``model``, each rank a disjoint share of the validation set."""
         from .feed import loader
 
-        model, env = self.model, self.env
+        env = self.env
+        training = model.training
         model.eval()
         if dist.is_initialized():  # DDP keeps rank 0's BatchNorm statistics; evaluate every shard with them
             for buf in model.buffers():
@@ -305,7 +341,7 @@ class Trainer:
                 hit = top == targets[:, None]
                 counts = [counts[0] + hit[:, 0].sum().item(), counts[1] + hit.any(1).sum().item(), counts[2] + len(targets)]
         c1, c5, n = all_sum(counts, env)
-        model.train()
+        model.train(training)
         return 100.0 * c1 / n, 100.0 * c5 / n
 
     # -- hooks, stopping, costs -----------------------------------------------------------------------
@@ -346,15 +382,26 @@ class Trainer:
     def state_dict(self, summary: dict) -> dict:
         """The checkpoint: each component's state (collective)."""
         mine = {"rng": ckpt.rng_state(), "meter": dataclasses.asdict(self.meter),
-                "method": self.method.rank_state_dict()}
+                "method": self.method.rank_state_dict(), **self.recipe_rank_state()}
         ranks = all_gather_objects(mine, self.env)
+        extra = {"ema": self.ema.state_dict()} if self.ema is not None else {}
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "method": self.method.state_dict(), "feed": self.feed.state_dict(),
                 "progress": dataclasses.asdict(self.progress), "ranks": ranks,
                 "hooks": {type(h).__name__: h.state_dict() for h in self.hooks},
-                "config": self.cfg.raw, "world_size": self.env.world,
+                "config": self.cfg.raw, "world_size": self.env.world, **extra,
                 "meta": {**ckpt.make_meta(self.cfg.raw, summary, self.git_rev), **self.meta_extra}}
+
+    def recipe_rank_state(self) -> dict:
+        """This rank's recipe state: the Mixup stream, and the gradients of an unfinished accumulation."""
+        state: dict[str, Any] = {}
+        if self.mixer is not None:
+            state["mixup"] = self.mixer.state_dict()
+        if self.progress.step_in_epoch % self.cfg.optim.accum_steps:  # stopped inside an accumulation
+            state["accum_grads"] = [None if q.grad is None else q.grad.detach().cpu().clone()
+                                    for q in self.model.parameters()]
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -369,4 +416,10 @@ class Trainer:
         mine = state["ranks"][self.env.rank]
         self.meter = EpochMeter(**mine["meter"])
         self.method.load_rank_state_dict(mine["method"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.mixer is not None:
+            self.mixer.load_state_dict(mine["mixup"])
+        for q, grad in zip(self.model.parameters(), mine.get("accum_grads") or [], strict=False):
+            q.grad = None if grad is None else grad.to(q.device)
         ckpt.set_rng_state(mine["rng"])
