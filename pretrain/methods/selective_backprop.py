@@ -6,9 +6,9 @@ On a selecting step (``start <= t/T < end``, except every ``interrupt``-th batch
 batch is scored with no gradient at ``floor(scale_factor * r)`` px by ``pretrain.selection.scoring.
 score_losses`` (BatchNorm on batch statistics, dropout off, every parameter, buffer, flag and RNG state
 restored bit-exactly: Composer scores in train mode, so BN running statistics absorb the scoring images),
-and ``floor(keep * b)`` samples are trained, unweighted, drawn toward high loss. A batch that would keep
-fewer than 2 samples trains in full (BatchNorm cannot train on one sample). The scoring forwards count
-in the cost.
+and ``int(keep * b)`` samples are trained, unweighted, drawn toward high loss (sizes and counts in
+Composer's float arithmetic). A batch that would keep fewer than 2 samples trains in full (BatchNorm
+cannot train on one sample). The scoring forwards count in the cost; ``plan()`` is closed-form.
 
 Distributed: selection is per device, as in Composer: each rank scores and draws within its own batch.
 Each rank draws from its own generator (seeded by ``(seed, rank)``) saved in its rank state, so a
@@ -30,6 +30,7 @@ from ..selection.selective_backprop import (
     kept_count,
     score_resolution,
     select_by_loss,
+    selecting_batches,
     selects,
 )
 from .base import (
@@ -87,19 +88,30 @@ class SelectiveBackprop(SubsetMethod):
         """Samples kept of a batch of ``n`` at this step, or None when it trains in full."""
         if not selects(step, total, batch_in_epoch, self.core):
             return None
+        return self._kept(n)
+
+    def _kept(self, n: int) -> int | None:
         k = kept_count(n, self.core.keep)
         return k if k >= 2 else None
 
     def plan(self) -> Plan:
+        """Exact sizes from the closed-form schedule: per epoch a few integer operations, whatever the
+        number of steps (ImageNet's 600k steps plan as fast as the tiny run's)."""
         run, sizes = self.run, self.batch_sizes()
-        total, trained, scored = run.epochs * len(sizes), [], 0
+        steps, total = len(sizes), run.epochs * len(sizes)
+        # batches 0 .. S-2 hold b samples, batch S-1 the rest (the feed folds a single last sample in)
+        body_n, last_n = run.batch_size, sizes[-1]
+        body_k, last_k = self._kept(body_n), self._kept(last_n)
+        trained, scored = [], 0
         for e in range(run.epochs):
+            body, last = selecting_batches(e, steps, total, self.core)
             dropped = 0
-            for s, n in enumerate(sizes):
-                k = self._keeps(e * len(sizes) + s, total, s, n)
-                if k is not None:
-                    dropped += n - k
-                    scored += n
+            if body_k is not None:
+                dropped += body * (body_n - body_k)
+                scored += body * body_n
+            if last and last_k is not None:
+                dropped += last_n - last_k
+                scored += last_n
             trained.append(run.num_samples - run.world_size * dropped)
         scoring = run.world_size * scored * (self.resolution / run.img_size) ** 2 / TRAIN_FLOPS_PER_FORWARD
         flops = (sum(trained) + scoring) / (run.epochs * run.num_samples)
