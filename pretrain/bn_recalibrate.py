@@ -15,40 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .backbone_file import model_from_state, read_config
+from .data import build_dataset
 from .errors import ConfigError
 from .hooks import Hook
-
-
-@dataclass(frozen=True)
-class BNRecalibrate:
-    samples: int
-    seed: int = 0
-    batch_size: int | None = None  # default: the run's data.batch_size
-
-    @classmethod
-    def from_dict(cls, values: dict | None, where: str = "bn_recalibrate") -> BNRecalibrate | None:
-        if values is None:
-            return None
-        unknown = set(values) - {"samples", "seed", "batch_size"}
-        if unknown:
-            raise ConfigError(f"{where} does not take {', '.join(sorted(unknown))} (takes: samples, seed, batch_size)")
-        if "samples" not in values:
-            raise ConfigError(f"{where} needs samples (the number of training images to average over)")
-        out = cls(**values)
-        for key in ("samples", "batch_size"):
-            value = getattr(out, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
-                raise ConfigError(f"{where}.{key} must be an integer >= 2, got {value!r}")
-        if isinstance(out.seed, bool) or not isinstance(out.seed, int) or out.seed < 0:
-            raise ConfigError(f"{where}.seed must be an integer >= 0, got {out.seed!r}")
-        return out
+from .sections import BNRecalibrate
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -167,9 +145,6 @@ def recalibrate_checkpoint(state_dict: dict[str, torch.Tensor], meta: dict, conf
     Top-1 / top-5 before and after go into ``meta["bn_recalibrate"]``; ``meta`` top-1 / top-5 become the
     recalibrated model's (the weights published with it).
     """
-    from .backbone_file import model_from_state
-    from .data import build_dataset
-
     if not config or not (config.get("data") or {}).get("type"):
         raise ConfigError(f"{source}: recalibrating BatchNorm needs the run's training data: no config in the "
                           "checkpoint or beside it (pass --config CFG)")
@@ -195,10 +170,6 @@ def publish_transform(samples: int, seed: int = 0, config_path: str | None = Non
                       log=print):
     """For ``pretrain.publish.publish(transform=...)`` (``tools/publish_model.py --recalibrate-bn N``):
     recalibrate the weights being published on the run's training data; checked before any work."""
-    from pathlib import Path
-
-    from .backbone_file import read_config
-
     settings = BNRecalibrate.from_dict(dict(samples=samples, seed=seed), where="--recalibrate-bn")
     explicit = read_config(config_path) if config_path else None
 

@@ -17,23 +17,29 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
+from dar_common.exit_codes import PREEMPTED_EXIT_CODE
 from dar_common.process_group import close_distributed
 from dar_common.workdir import (
     LOG_FILE,
+    WorkDirBusy,
     atomic_write_text,
     git_revision,
     remove_stale_temporaries,
     write_git_revision,
 )
 
+from .bn_recalibrate import BNRecalibrateHook
 from .checkpoint import CheckpointError, find_last, load_for_resume
 from .config import TrainConfig, build_config
 from .data import DataError
 from .errors import ConfigError
+from .hooks import CheckpointHook, EvalHook, Hook, LogHook, MaxStepsHook, ProgressBarHook, SelectionDumpHook
 from .models import ModelError
 from .plan import describe, make_plan
+from .preempt import PREEMPTED, PreemptHook
+from .probes.hook import ProbeHook
 
-BAD_INPUT = (ConfigError, DataError, ModelError, CheckpointError)
+BAD_INPUT = (ConfigError, DataError, ModelError, CheckpointError, WorkDirBusy)
 # dataset sizes --dry-run assumes when the config does not say (data.num_samples)
 KNOWN_SIZES = {"digits": 1347, "cifar10": 50000, "cifar100": 50000}
 
@@ -123,6 +129,34 @@ def prepare_work_dir(cfg: Config, work_dir: Path, resumed: bool, rev: str) -> No
                   file=sys.stderr)
 
 
+def default_hooks(cfg: TrainConfig) -> list[Hook]:
+    """The hooks of a run, in calling order (dumps before evaluation, the log line before its checkpoint);
+    the probe and BN-recalibration hooks when their sections ask for them, the preemption hook always."""
+    bn = [BNRecalibrateHook(cfg.bn_recalibrate)] if cfg.bn_recalibrate else []
+    probe = [ProbeHook(cfg.probe)] if cfg.probe else []
+    rt = cfg.runtime
+    return [MaxStepsHook(rt.max_steps), ProgressBarHook(), SelectionDumpHook(), EvalHook(), *bn,
+            LogHook(), *probe, CheckpointHook(), PreemptHook(rt.preempt_signals, rt.checkpoint_minutes)]
+
+
+def hold_work_dir_on_main(work_dir: Path, env) -> None:
+    """One run per work dir (``dar_common.workdir.hold_work_dir``): rank 0 takes the lock, every rank
+    stops with its line when another live run holds it (collective)."""
+    from dar_common.workdir import hold_work_dir
+
+    from .env import first_error
+
+    message = None
+    if env.main:
+        try:
+            hold_work_dir(work_dir)
+        except WorkDirBusy as exc:
+            message = str(exc)
+    message = first_error(message)
+    if message:
+        raise WorkDirBusy(message)
+
+
 def main(args: argparse.Namespace) -> int:
     from .env import init_distributed
     from .trainer import Trainer
@@ -139,6 +173,7 @@ def main(args: argparse.Namespace) -> int:
             return 0
         env = init_distributed(args.launcher)
         work_dir = Path(typed.work_dir)
+        hold_work_dir_on_main(work_dir, env)
         resume = None
         path = find_last(work_dir) if args.resume == "auto" else args.resume
         if path:
@@ -148,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         rev = git_revision()
         if env.main:
             prepare_work_dir(cfg, work_dir, resume is not None, rev)
-        trainer = Trainer(typed, env, work_dir, git_rev=rev)
+        trainer = Trainer(typed, env, work_dir, git_rev=rev, hooks=default_hooks(typed))
         summary = trainer.train(resume)
         stop_reason = trainer.stop_reason
     except BAD_INPUT as exc:
@@ -161,8 +196,6 @@ def main(args: argparse.Namespace) -> int:
     finally:
         trainer = None  # it holds the DDP model, which holds the process group (see close_distributed)
         close_distributed()
-    from .preempt import PREEMPTED, PREEMPTED_EXIT_CODE
-
     if summary is None and stop_reason == PREEMPTED:  # every rank: srun / torchrun pass it on
         if env.main:
             print(f"preempted: checkpoint written; resume with --resume (work dir {work_dir})")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError, unknown_keys_error
+from .sections import BNRecalibrate, ProbeConfig, build_section, parse_signals
 
 __all__ = ["DataConfig", "EmaConfig", "LossConfig", "MixupConfig", "ModelConfig", "OptimConfig", "RuntimeConfig",
            "ScheduleConfig", "TrainConfig", "build_config"]
@@ -239,8 +240,6 @@ class RuntimeConfig:
         _positive_int("runtime.eval_interval", self.eval_interval)
         _positive_int("runtime.cpu_threads", self.cpu_threads, allow_none=True)
         _positive_int("runtime.max_steps", self.max_steps, allow_none=True)
-        from .preempt import parse_signals
-
         try:
             parse_signals(self.preempt_signals)
         except ValueError as exc:
@@ -263,8 +262,8 @@ class TrainConfig:
     seed: int
     work_dir: str | None
     raw: dict
-    probe: Any = None  # pretrain.probes.build.ProbeConfig, or None
-    bn_recalibrate: Any = None  # pretrain.bn_recalibrate.BNRecalibrate, or None
+    probe: ProbeConfig | None = None  # the probe section (pretrain.sections), or None
+    bn_recalibrate: BNRecalibrate | None = None  # the bn_recalibrate section (pretrain.sections), or None
     loss: LossConfig = field(default_factory=LossConfig)
     mixup: MixupConfig | None = None  # None: no mixing
     ema: EmaConfig | None = None  # None: no EMA
@@ -275,14 +274,7 @@ class TrainConfig:
 
 
 def _section(cls: type, values: Mapping[str, Any] | None, where: str):
-    values = dict(values or {})
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = set(values) - set(names)
-    if unknown:
-        raise unknown_keys_error(where, unknown, names)
-    section = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-    section.validate()
-    return section
+    return build_section(cls, values, where)  # the one builder of checked sections (pretrain.sections)
 
 
 def _plain(value: Any) -> Any:
@@ -299,9 +291,6 @@ def build_config(cfg: Any, source: str = "the config") -> TrainConfig:
     Checks names, types and ranges that need no data: the timm model, the dataset type, the schedule,
     the runtime switches; the method's keys are checked when the method is built (``make_plan``).
     """
-    from .bn_recalibrate import BNRecalibrate
-    from .probes.build import ProbeConfig
-
     raw = _plain(cfg)
     for key in REQUIRED:
         section, name = key.split(".")

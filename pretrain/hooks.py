@@ -12,6 +12,10 @@ Events, in the order the trainer calls them (each with the trainer as its argume
     after_train           backbone.pth written
 
 A hook with state returns it from ``state_dict`` (the checkpoint keeps it under its class name).
+
+This module imports nothing of the package (the trainer only for type hints): the feature hooks
+(``pretrain.preempt``, ``pretrain.bn_recalibrate``, ``pretrain.probes.hook``) import :class:`Hook` from here,
+and the entry layer composes a run's hooks (``pretrain.cli.default_hooks``) and hands them to the ``Trainer``.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
     from .trainer import Trainer
 
 __all__ = ["CheckpointHook", "EvalHook", "Hook", "LogHook", "MaxStepsHook", "ProgressBarHook",
-           "SelectionDumpHook", "default_hooks"]
+           "SelectionDumpHook"]
 
 
 class Hook:
@@ -144,17 +148,3 @@ class CheckpointHook(Hook):
         if (epoch % trainer.cfg.runtime.checkpoint_interval == 0 or epoch == trainer.plan.epochs
                 or trainer.stop_reason):
             trainer.save_checkpoint(f"epoch_{epoch}.pth", trainer.summary())
-
-
-def default_hooks(trainer: Trainer) -> list[Hook]:
-    """The hooks of a run, in calling order (dumps before evaluation, the log line before its checkpoint)."""
-    from .bn_recalibrate import BNRecalibrateHook
-    from .probes.hook import ProbeHook
-
-    bn = [BNRecalibrateHook(trainer.cfg.bn_recalibrate)] if trainer.cfg.bn_recalibrate else []
-    probe = [ProbeHook(trainer.cfg.probe)] if trainer.cfg.probe else []
-    from .preempt import PreemptHook
-
-    rt = trainer.cfg.runtime
-    return [MaxStepsHook(rt.max_steps), ProgressBarHook(), SelectionDumpHook(), EvalHook(), *bn,
-            LogHook(), *probe, CheckpointHook(), PreemptHook(rt.preempt_signals, rt.checkpoint_minutes)]

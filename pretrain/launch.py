@@ -27,9 +27,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# EX_TEMPFAIL (sysexits.h): "a temporary failure; the user is invited to retry". Pre-training exits
-# with it after a preemption signal and its checkpoint, and only then.
-PREEMPTED_EXIT_CODE = 75
+from dar_common.exit_codes import PREEMPTED_EXIT_CODE
+
 BATCH_MARKER = "DAR_SLURM_BATCH"  # set by our sbatch submission: this process is the batch script
 ROOT = Path(__file__).resolve().parents[1]
 USAGE = "usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]"

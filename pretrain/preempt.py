@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING
 import torch
 import torch.distributed as dist
 
+from dar_common.exit_codes import PREEMPTED_EXIT_CODE
+
 from .data import DataError
 from .env import first_error
 from .hooks import Hook
-from .launch import PREEMPTED_EXIT_CODE
+from .sections import parse_signals
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -41,21 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["PREEMPTED_EXIT_CODE", "PREEMPTED", "PreemptHook", "parse_signals"]
 
 PREEMPTED = "preempted"  # Trainer.stop_reason after a preemption signal
-UNCATCHABLE = {"SIGKILL", "SIGSTOP"}
-
-
-def parse_signals(names) -> tuple[signal.Signals, ...]:
-    """``("SIGTERM", "USR1", ...)`` as signals; ValueError (one line) for a name that is not a catchable signal."""
-    out = []
-    for name in names or ():
-        full = name if str(name).startswith("SIG") else f"SIG{name}"
-        if full in UNCATCHABLE or full not in signal.Signals.__members__:
-            raise ValueError(f"runtime.preempt_signals: {name!r} is not a signal a process can catch "
-                             "(e.g. 'SIGTERM', 'SIGUSR1')")
-        out.append(signal.Signals[full])
-    return tuple(out)
-
-
 class PreemptHook(Hook):
     """Signals -> stop after the current step with a checkpoint; ``checkpoint_minutes`` -> a checkpoint.
 

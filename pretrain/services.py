@@ -6,51 +6,55 @@ it was and returns the same results on every rank (each rank forwards its share)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .env import Env
+from .feed import loader
+from .selection.distributed import gather_rows
+from .selection.scoring import scoring_mode
 
-__all__ = ["Services", "gather_rows"]
+__all__ = ["Services"]
 
 
 class Services:
-    """The :class:`~pretrain.methods.base.TrainerServices` of one trainer."""
+    """The :class:`~pretrain.methods.base.TrainerServices` of one run, built from explicit parts.
 
-    def __init__(self, trainer: Trainer):
-        self._trainer = trainer
-        self.model: nn.Module = trainer.model
-        self.device = trainer.env.device
-        self.world_size, self.rank = trainer.env.world, trainer.env.rank
+    ``model`` is the plain (DDP-unwrapped) module, ``dataset`` the training set, ``model_input`` what turns a
+    loaded batch into model input on the device (the trainer's ``model_input``), ``count_forwards`` where
+    scoring forwards are counted (the trainer's epoch meter).
+    """
+
+    def __init__(self, model: nn.Module, env: Env, dataset: Dataset, model_input: Callable[[torch.Tensor], torch.Tensor],
+                 *, batch_size: int, workers: int, img_size: int, count_forwards: Callable[[int, int], Any]):
+        self.model, self.device = model, env.device
+        self.world_size, self.rank = env.world, env.rank
+        self.dataset, self.model_input = dataset, model_input
+        self.batch_size, self.workers, self.img_size = batch_size, workers, img_size
+        self._count = count_forwards
 
     def count_forwards(self, resolution: int, samples: int) -> None:
-        forwards = self._trainer.meter.forwards
-        forwards[int(resolution)] = forwards.get(int(resolution), 0) + int(samples)
+        self._count(int(resolution), int(samples))
 
     def forward_samples(self, indices: torch.Tensor, *, batch_stats: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        t = self._trainer
         indices = indices.detach().to("cpu", torch.int64).reshape(-1)
         positions = torch.arange(indices.numel())[self.rank::self.world_size]
-        share = Subset(t.train_set, indices[positions].tolist())
+        share = Subset(self.dataset, indices[positions].tolist())
         losses, logits = [], []
-        from .feed import loader
-
         with torch.no_grad(), _untouched(self.model, batch_stats):
-            for images, targets, _ in loader(share, t.cfg.data.batch_size, None, t.cfg.data.num_workers, 0):
-                out = self.model(t.model_input(images)).float()
+            for images, targets, _ in loader(share, self.batch_size, None, self.workers, 0):
+                out = self.model(self.model_input(images)).float()
                 losses.append(F.cross_entropy(out, targets.to(self.device), reduction="none").cpu())
                 logits.append(out.cpu())
-        num_classes = int(getattr(t.model, "num_classes", 0))
+        num_classes = int(getattr(self.model, "num_classes", 0))
         mine_loss = torch.cat(losses) if losses else torch.empty(0)
         mine_logits = torch.cat(logits) if logits else torch.empty(0, num_classes)
-        self.count_forwards(t.cfg.data.img_size, positions.numel())
+        self.count_forwards(self.img_size, positions.numel())
         all_pos = gather_rows(positions[:, None]).reshape(-1)  # int64 all the way
         all_loss = gather_rows(mine_loss[:, None]).reshape(-1)
         all_logits = gather_rows(mine_logits)
@@ -63,8 +67,6 @@ class Services:
 @contextlib.contextmanager
 def _untouched(model: nn.Module, batch_stats: bool) -> Iterator[None]:
     """Eval mode (or batch-statistics BatchNorm), every flag, buffer and RNG state restored afterwards."""
-    from .selection.scoring import scoring_mode
-
     if batch_stats:
         with scoring_mode(model), torch.random.fork_rng(devices=_cuda(model)):
             yield
@@ -82,19 +84,3 @@ def _untouched(model: nn.Module, batch_stats: bool) -> Iterator[None]:
 def _cuda(model: nn.Module) -> list:
     p = next(model.parameters(), None)
     return [p.device] if p is not None and p.device.type == "cuda" else []
-
-
-def gather_rows(rows: torch.Tensor) -> torch.Tensor:
-    """Every rank's 2-D ``rows`` concatenated in rank order, on the CPU, dtype kept (collective; ranks
-    may hold different numbers of rows)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return rows.cpu().clone()
-    from .selection.distributed import _comm_device, gather_ints
-
-    device, counts = _comm_device(), gather_ints(rows.shape[0])
-    padded = torch.zeros(max(counts), rows.shape[1], dtype=rows.dtype, device=device)
-    padded[: rows.shape[0]] = rows.to(device)
-    parts = [torch.empty_like(padded) for _ in counts]
-    dist.all_gather(parts, padded)
-    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)]).cpu()
-

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from .launch import PREEMPTED_EXIT_CODE
+from dar_common.exit_codes import PREEMPTED_EXIT_CODE
 
 
 def launcher_exit_code(first: int, others: Iterable[int]) -> int | None:

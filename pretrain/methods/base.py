@@ -36,7 +36,8 @@ dry-run's planned cost (or a bound, when the subsets depend on the losses).
 """
 from __future__ import annotations
 
-import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -45,13 +46,13 @@ import numpy as np
 import torch
 
 from ..env import same_on_all_ranks
-from ..errors import ConfigError, unknown_keys_error
+from ..errors import ConfigError
+from ..feed import Feed, SamplerFeed
+from ..sections import build_section
+from ..selection.samplers import SubsetSampler, UniformSampler
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from ..feed import Feed
-    from ..selection.samplers import SubsetSampler
 
 __all__ = [
     "METHODS",
@@ -241,22 +242,8 @@ class MethodParams:
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any], where: str, run: RunInfo | None = None) -> MethodParams:
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = set(values) - set(names)
-        if unknown:
-            raise unknown_keys_error(where, unknown, names)
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        if missing:
-            raise ConfigError(f"{where} needs {', '.join(missing)}")
-        params = cls(**{k: _plain(v) for k, v in values.items()})
-        try:
-            params.validate(run)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc)) from exc
-        return params
+        """The checked parameters (``pretrain.sections.build_section``, ``run`` passed to :meth:`validate`)."""
+        return build_section(cls, {k: _plain(v) for k, v in values.items()}, where, run)
 
     def validate(self, run: RunInfo | None) -> None:
         """Raise ``ValueError`` with one line naming the first bad key (``run`` is None when unknown)."""
@@ -368,16 +355,12 @@ class SubsetMethod(SelectionMethod):
 
     def make_sampler(self) -> SubsetSampler:
         """This method's sampler (default: every sample every epoch, reshuffled)."""
-        from ..selection.samplers import UniformSampler
-
         return UniformSampler(self.run.num_samples, **self.sampler_kwargs())
 
     def sampler_kwargs(self) -> dict[str, Any]:
         return {"seed": self.run.seed, "num_replicas": self.run.world_size, "rank": self.run.rank}
 
     def build_feed(self, dataset: Any, workers: int) -> Feed:
-        from ..feed import SamplerFeed
-
         self.sampler = self.make_sampler()
         return SamplerFeed(dataset, self.sampler, self.run.batch_size, workers, self.run.seed)
 
@@ -426,10 +409,23 @@ def register_method(name: str) -> Callable[[type[SelectionMethod]], type[Selecti
     return wrap
 
 
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every method module of this package once (their decorators fill ``METHODS``)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    package = __name__.rpartition(".")[0]
+    for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name):
+        if info.name != "base":
+            importlib.import_module(f"{package}.{info.name}")
+
+
 def method_class(name: Any) -> type[SelectionMethod]:
     """The registered class of ``method.type=name``; an unknown name is a one-line :class:`ConfigError`."""
-    from . import load_all
-
     load_all()
     if name not in METHODS:
         import difflib

@@ -13,70 +13,14 @@ images (eval transform). ``dense.root`` is a folder in the Cityscapes layout (se
 from __future__ import annotations
 
 import copy
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import build_dataset, build_transform
-from ..errors import ConfigError, unknown_keys_error
+from ..errors import ConfigError
+from ..sections import ProbeConfig
 from .budget import ProbeBudgetError, plan_probe, probe_epochs
-from .dense import DenseSettings
 from .dense_data import CITYSCAPES_CLASSES, ProbeDataError, cityscapes_pairs, read_pairs
-from .knn import KnnSettings
-from .runner import TASKS, Prober, choose, probe_costs
-
-DEFAULT_DENSE_ROOT = "data/tiny/cityscapes"
-_KNN_KEYS = [f.name for f in dataclasses.fields(KnnSettings)] + ["root"]
-_DENSE_KEYS = [f.name for f in dataclasses.fields(DenseSettings)] + ["root", "num_classes"]
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    every: int = 1  # probe after every n-th epoch (and the last)
-    tasks: tuple[str, ...] = TASKS
-    budget: float | None = 0.05  # share of the run's planned training FLOPs for all probes (None: unbounded)
-    batch_size: int | None = None  # default: the run's data.batch_size
-    cache_mib: float = 1024  # kNN images kept in memory between probes up to this size
-    knn: dict = field(default_factory=dict)
-    dense: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, values: dict | None, where: str = "probe") -> ProbeConfig:
-        """The checked section; raises :class:`ConfigError` naming the bad key."""
-        values = dict(values or {})
-        names = [f.name for f in dataclasses.fields(cls)]
-        if set(values) - set(names):
-            raise unknown_keys_error(where, set(values) - set(names), names)
-        values["tasks"] = tuple(values.get("tasks", TASKS))
-        cfg = cls(**values)
-        if isinstance(cfg.every, bool) or not isinstance(cfg.every, int) or cfg.every < 1:
-            raise ConfigError(f"{where}.every must be a positive integer, got {cfg.every!r}")
-        if not cfg.tasks or set(cfg.tasks) - set(TASKS) or len(set(cfg.tasks)) != len(cfg.tasks):
-            raise ConfigError(f"{where}.tasks must be distinct names among {', '.join(TASKS)}, got {list(cfg.tasks)}")
-        if cfg.budget is not None and not 0 < cfg.budget <= 1:
-            raise ConfigError(f"{where}.budget must be in (0, 1] or None, got {cfg.budget!r}")
-        for key, allowed in (("knn", _KNN_KEYS), ("dense", _DENSE_KEYS)):
-            extra = set(getattr(cfg, key)) - set(allowed)
-            if extra:
-                raise unknown_keys_error(f"{where}.{key}", extra, allowed)
-        try:
-            cfg.knn_settings()
-            cfg.dense_settings(32)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        return cfg
-
-    def knn_settings(self) -> KnnSettings:
-        return KnnSettings(**{k: v for k, v in self.knn.items() if k != "root"})
-
-    def dense_settings(self, img_size: int) -> DenseSettings:
-        values = {k: v for k, v in self.dense.items() if k not in ("root", "num_classes")}
-        size = tuple(values.pop("size", None) or (2 * img_size, 4 * img_size))
-        return DenseSettings(size=size, **values)
-
-    @property
-    def dense_root(self) -> str:
-        return self.dense.get("root") or DEFAULT_DENSE_ROOT
+from .runner import Prober, choose, probe_costs
 
 
 def eval_view(dataset, data: dict):

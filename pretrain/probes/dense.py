@@ -13,31 +13,12 @@ never predicted) left out, 255 ignored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sections import DenseSettings
 from .dense_data import IGNORE
-
-
-@dataclass(frozen=True)
-class DenseSettings:
-    steps: int = 100
-    batch_size: int = 4
-    lr: float = 0.01
-    size: tuple[int, int] | None = None  # (h, w) the images are resized to; None: 2x / 4x the train size
-    train_images: int | None = None  # None: all of the set
-    val_images: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"dense.steps, dense.batch_size must be >= 1 and dense.lr > 0, got "
-                             f"{self.steps}, {self.batch_size}, {self.lr}")
-        if self.size is not None and (len(self.size) != 2 or min(self.size) < 8):
-            raise ValueError(f"dense.size must be (height, width) of at least 8 pixels, got {self.size}")
 
 
 def feature_indices(model: nn.Module) -> list[int]:

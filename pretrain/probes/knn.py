@@ -8,33 +8,12 @@ per neighbour instead (ties go to the class with the larger summed similarity).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-VOTES = ("weighted", "majority")
-
-
-@dataclass(frozen=True)
-class KnnSettings:
-    k: int = 20
-    temperature: float = 0.07
-    vote: str = "weighted"
-    bank: int | None = None  # training images in the memory bank (None: all)
-    queries: int | None = None  # validation images classified (None: all)
-    seed: int = 0  # which images, when bank / queries subsample
-
-    def __post_init__(self) -> None:
-        if self.vote not in VOTES:
-            raise ValueError(f"knn.vote must be one of {', '.join(VOTES)}, got {self.vote!r}")
-        if self.k < 1 or self.temperature <= 0:
-            raise ValueError(f"knn.k must be >= 1 and knn.temperature > 0, got {self.k}, {self.temperature}")
-        for name in ("bank", "queries"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"knn.{name} must be >= 1 or None, got {value}")
+from ..sections import KnnSettings
 
 
 def knn_classify(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, num_classes: int,

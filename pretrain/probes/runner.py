@@ -23,12 +23,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..cost import forward_flops
+from ..sections import TASKS
 from .budget import ProbeCosts
 from .dense import DenseSettings, evaluate_head, feature_indices, multiscale_features, train_head
 from .dense_data import DenseSet, to_tensors
 from .knn import KnnSettings, embed, knn_top1
-
-TASKS = ("knn", "dense")
 
 
 def choose(n: int, count: int | None, seed: int) -> list[int]:

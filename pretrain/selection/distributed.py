@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["gather_ints", "gather_records", "is_distributed", "scatter_into_table", "world_info"]
+__all__ = ["comm_device", "gather_ints", "gather_records", "gather_rows", "is_distributed", "scatter_into_table",
+           "world_info"]
 
 
 def is_distributed() -> bool:
@@ -23,8 +24,9 @@ def world_info(num_replicas: int | None = None, rank: int | None = None) -> tupl
     return num_replicas, rank
 
 
-def _comm_device() -> torch.device:
-    # NCCL only moves CUDA tensors; gloo (and the CPU side of mixed backends) takes CPU tensors
+def comm_device() -> torch.device:
+    """Where collective tensors live: the current CUDA device under NCCL (it moves only CUDA tensors), else
+    the CPU (gloo, and the CPU side of mixed backends)."""
     if "nccl" in str(dist.get_backend()) and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
@@ -43,7 +45,7 @@ def gather_records(indices: torch.Tensor, losses: torch.Tensor) -> tuple[torch.T
     losses = losses.detach().to(torch.float32)
     if not is_distributed() or dist.get_world_size() == 1:
         return indices.cpu().clone(), losses.cpu().clone()
-    device, world = _comm_device(), dist.get_world_size()
+    device, world = comm_device(), dist.get_world_size()
     size = torch.tensor([indices.numel()], dtype=torch.int64, device=device)
     sizes = [torch.zeros_like(size) for _ in range(world)]
     dist.all_gather(sizes, size)
@@ -64,11 +66,24 @@ def gather_records(indices: torch.Tensor, losses: torch.Tensor) -> tuple[torch.T
     return all_idx, all_loss
 
 
+def gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Every rank's 2-D ``rows`` concatenated in rank order, on the CPU, dtype kept (collective; ranks
+    may hold different numbers of rows). Without a process group: a CPU copy of ``rows``."""
+    if not is_distributed() or dist.get_world_size() == 1:
+        return rows.cpu().clone()
+    device, counts = comm_device(), gather_ints(rows.shape[0])
+    padded = torch.zeros(max(counts), rows.shape[1], dtype=rows.dtype, device=device)
+    padded[: rows.shape[0]] = rows.to(device)
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)]).cpu()
+
+
 def gather_ints(value: int) -> list[int]:
     """One integer from every rank, in rank order (collective); ``[value]`` without a process group."""
     if not is_distributed():
         return [int(value)]
-    device = _comm_device()
+    device = comm_device()
     mine = torch.tensor([int(value)], dtype=torch.int64, device=device)
     parts = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, mine)

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pretrain.cli import default_hooks
 from pretrain.config import build_config
 from pretrain.env import Env
 from pretrain.errors import ConfigError
@@ -62,7 +63,8 @@ def probe():
 
 
 def _trainer(tmp_path, method: dict, hooks=None) -> Trainer:
-    return Trainer(build_config({**TINY, "method": method}), Env(), tmp_path, hooks=hooks)
+    cfg = build_config({**TINY, "method": method})
+    return Trainer(cfg, Env(), tmp_path, hooks=default_hooks(cfg) if hooks is None else hooks)
 
 
 def test_registry_rejects_duplicates_and_lists_every_method(probe, capsys):
