@@ -1,0 +1,61 @@
+"""The layer tables hold: import-linter's contracts (pyproject.toml) are kept, and docs/architecture.md's
+layer tables list exactly the contracts' layers, in their order."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
+
+
+def contracts() -> dict[str, dict]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return {c["name"]: c for c in config["contracts"]}
+
+
+def lint(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([LINT, "--no-cache", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_every_import_contract_is_kept():
+    proc = lint()
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert f"Contracts: {len(contracts())} kept, 0 broken." in proc.stdout
+
+
+def test_a_reversed_layer_is_reported_broken(tmp_path):
+    """The check can fail: the pretrain layers read bottom-up break on the imports of today's code."""
+    layers = contracts()["pretrain layers"]["layers"]
+    config = tmp_path / "reversed.toml"
+    config.write_text('[tool.importlinter]\nroot_packages = ["pretrain"]\nexclude_type_checking_imports = true\n\n'
+                      '[[tool.importlinter.contracts]]\nname = "reversed"\ntype = "layers"\ncontainers = ["pretrain"]\n'
+                      f"layers = {list(reversed(layers))!r}\n".replace("'", '"'))
+    proc = lint("--config", str(config))
+    assert proc.returncode != 0 and "reversed BROKEN" in proc.stdout, proc.stdout[-2000:]
+
+
+def doc_layers(section: str) -> list[set[str]]:
+    """The module names of each row of the layer table under ``section`` in docs/architecture.md, top row
+    first (names as the contracts write them: ``cli.py`` -> cli, ``probes/`` -> probes)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    part = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    table = part.split("### Layers and what imports what", 1)[1]
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| layer") and "---" not in ln]
+    out = []
+    for row in rows:
+        names = re.findall(r"`([^`]+)`", row.split("|")[2])
+        out.append({n.removesuffix("/").removesuffix(".py").split("/")[-1] for n in names})
+    return out
+
+
+@pytest.mark.parametrize("section, contract", [("Pre-training", "pretrain layers"), ("Transfer", "transfer layers")])
+def test_architecture_doc_tables_are_the_contracts(section, contract):
+    want = [{m.strip() for m in layer.split("|")} for layer in contracts()[contract]["layers"]]
+    assert doc_layers(section) == want
