@@ -256,3 +256,137 @@ def write_metrics(work_dir: str | Path, record: dict[str, Any]) -> Path:
     """(Re)write ``work_dir/metrics.json`` atomically."""
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     return atomic_write_json(Path(work_dir) / METRICS_FILE, record, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------- one run per work dir
+LOCK_FILE = ".run.lock"  # holds the holder's record: {"pid", "host", "started", "command"}
+_HELD: dict[str, int] = {}  # resolved work dir -> the open descriptor whose lock this process holds
+_NO_LOCKS = {"ENOLCK", "EOPNOTSUPP", "ENOSYS", "ENOTSUP"}  # a file system without POSIX locks
+
+
+class WorkDirBusy(RuntimeError):
+    """Another live run holds the work dir; the message is one line naming its pid and host."""
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _record() -> dict[str, Any]:
+    import time
+
+    return {"pid": os.getpid(), "host": _host(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "command": " ".join(sys.argv)[:300]}
+
+
+def _read_record(path: Path, wait_s: float = 1.0) -> dict[str, Any]:
+    """The holder's record; a holder that has just taken the lock writes it a moment later."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            record = json.loads(path.read_text() or "{}")
+        except (OSError, ValueError):
+            record = {}
+        if record.get("pid") or time.monotonic() > deadline:
+            return record
+        time.sleep(0.05)
+
+
+def _busy(work_dir: Path, record: dict[str, Any]) -> WorkDirBusy:
+    since = f", since {record['started']}" if record.get("started") else ""
+    return WorkDirBusy(f"work dir {work_dir} is in use by a running job: pid {record.get('pid', '?')} on host "
+                       f"{record.get('host', '?')}{since} ({record.get('command', '?')}); wait for it to end or "
+                       "use another --work-dir")
+
+
+def hold_work_dir(work_dir: str | Path) -> Path:
+    """Make this process the one run writing ``work_dir`` until it exits; raise :class:`WorkDirBusy`
+    (one line: the holder's pid, host, start and command) when a live process holds it.
+
+    The lock is a POSIX record lock (``fcntl.lockf``) on ``work_dir/.run.lock``; the kernel drops it when
+    its process ends in any way (SIGKILL included), so a dead run's lock is simply taken over and its
+    record overwritten. On a shared file system the lock is the server's: NFS (v3 through NLM, v4 natively:
+    a crashed client's locks expire with its lease), Lustre mounted with ``-o flock``, GPFS, CephFS; so a
+    run on another node is seen too. A POSIX lock is not inherited by forked children (data-loader
+    workers), and is per process: taking it twice here is a no-op. Where the file system refuses locks
+    (``ENOLCK``: e.g. Lustre with ``localflock``, NFS without lockd), the record alone decides: a holder on
+    this host that is not running is taken over; one on another host cannot be checked from here, so the
+    line says to remove the file once that run is gone. Returns the lock file.
+    """
+    import errno
+    import fcntl
+
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    lock = work_dir / LOCK_FILE
+    if str(work_dir) in _HELD:
+        return lock
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)  # (closing our descriptor releases nothing of the holder's)
+        if err.errno in (errno.EACCES, errno.EAGAIN):
+            raise _busy(work_dir, _read_record(lock)) from None
+        if errno.errorcode.get(err.errno) not in _NO_LOCKS:
+            raise
+        return _hold_by_record(work_dir, lock)
+    data = json.dumps(_record()).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    _HELD[str(work_dir)] = fd  # kept open for the life of the process: closing it would release the lock
+    return lock
+
+
+def _hold_by_record(work_dir: Path, lock: Path) -> Path:
+    """The fallback without file locks: the record names the holder; a dead one on this host is replaced."""
+    record = _read_record(lock, wait_s=0.0)
+    mine = record.get("pid") == os.getpid() and record.get("host") == _host()
+    if record.get("pid") and not mine:
+        if record.get("host") != _host():
+            raise WorkDirBusy(f"{_busy(work_dir, record)} (this file system has no locks: if that run is gone, "
+                              f"remove {lock})")
+        if _running(int(record["pid"])):
+            raise _busy(work_dir, record)
+    atomic_write_json(lock, _record(), indent=None)
+    _HELD[str(work_dir)] = -1
+    return lock
+
+
+def work_dir_holder(work_dir: str | Path) -> dict[str, Any] | None:
+    """The record of the live run holding ``work_dir`` (this process included), or None when none does."""
+    import errno
+    import fcntl
+
+    work_dir = Path(work_dir).resolve()
+    lock = work_dir / LOCK_FILE
+    fd = _HELD.get(str(work_dir))
+    if fd is not None:  # ours: read through our descriptor (closing any other one would drop the lock)
+        return json.loads(os.pread(fd, 1 << 16, 0) or b"{}") if fd >= 0 else _read_record(lock, wait_s=0.0)
+    if not lock.is_file():
+        return None
+    fd = os.open(lock, os.O_RDONLY)
+    try:  # a shared (read) lock: granted unless a writer holds the exclusive one
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EAGAIN):
+            return _read_record(lock) or {"pid": "?", "host": "?"}
+        if errno.errorcode.get(err.errno) not in _NO_LOCKS:
+            raise
+        record = _read_record(lock, wait_s=0.0)
+        alive = record.get("pid") and (record.get("host") != _host() or _running(int(record["pid"])))
+        return record if alive else None
+    finally:
+        os.close(fd)
+    return None
+
+
+def release_work_dir(work_dir: str | Path) -> None:
+    """Give up this process's hold of ``work_dir`` (a no-op without one); the record stays for reference."""
+    fd = _HELD.pop(str(Path(work_dir).resolve()), None)
+    if fd is not None and fd >= 0:
+        os.close(fd)

@@ -61,6 +61,27 @@ def fine_tuned_description(path: str) -> str | None:
             "fine-tuned from (tools/test.py evaluates fine-tuned checkpoints)")
 
 
+def check_work_dir(in_path: str) -> None:
+    """A work dir is published only when one run wrote it and that run has ended (PublishError)."""
+    from pathlib import Path
+
+    from dar_common.workdir import read_log, work_dir_holder
+    from pretrain.publish import PublishError
+
+    work = Path(in_path)
+    if not work.is_dir():
+        return
+    holder = work_dir_holder(work)
+    if holder is not None:
+        raise PublishError(f"{work} is still being written by a running job (pid {holder.get('pid', '?')} on host "
+                           f"{holder.get('host', '?')}): publish it once that run has finished")
+    summaries = [r for r in read_log(work) or [] if r.get("type") == "summary"]
+    if len(summaries) > 1:
+        raise PublishError(f"{work / 'log.jsonl'} holds {len(summaries)} runs' summaries (runs that wrote into one "
+                           "work dir at once, or a finished run resumed): its weights are not one run's; publish "
+                           "from a work dir that one run wrote")
+
+
 def main(args: argparse.Namespace) -> int:
     from pretrain.backbone_file import BackboneFileError
     from pretrain.bn_recalibrate import publish_transform
@@ -68,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
     from pretrain.errors import ConfigError
 
     try:
+        check_work_dir(args.in_path)
         transform = None if args.recalibrate_bn is None else publish_transform(args.recalibrate_bn, args.bn_seed, args.config)
         final = publish(args.in_path, args.out, index=args.index, name=args.name, config=args.config,
                         weights_url=args.weights_url, transform=transform)

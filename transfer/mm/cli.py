@@ -12,12 +12,13 @@ Both commands leave ``metrics.json`` in the work dir (see :mod:`transfer.mm.metr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
-from dar_common.workdir import latest_checkpoint, write_git_revision
+from dar_common.workdir import WorkDirBusy, hold_work_dir, latest_checkpoint, write_git_revision
 from transfer.tasks import task_of
 
 from .checkpoint import BackboneCheckpointError, check_whole_model, describe_meta, read_backbone_checkpoint
@@ -133,6 +134,11 @@ def backbone_meta(path: str | None) -> dict | None:
         return None
 
 
+def main_rank() -> bool:
+    """Rank 0 of the launch (or a single process), known before any process group exists."""
+    return os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0"
+
+
 NOT_RECORDED = object()  # a fine-tuned checkpoint that does not say what its backbone started from
 
 
@@ -148,6 +154,8 @@ def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backb
     if backbone is NOT_RECORDED:
         backbone = pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
     meta = backbone_meta(backbone)
+    if main_rank():  # one run per work dir: before mmengine writes anything there
+        hold_work_dir(cfg.work_dir)
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:  # before any evaluation: the checkpoint must cover the whole model
         model = getattr(runner.model, "module", runner.model)
@@ -245,7 +253,7 @@ def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (PreflightError, BackboneCheckpointError) as err:
+    except (PreflightError, BackboneCheckpointError, WorkDirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. a write that failed (full disk, file-size limit): the old file is intact
