@@ -40,9 +40,11 @@ pretrain_data = 'shapes'
 
 # A checkpoint every 3 epochs (6 of ResNet-18 would be 270 MB per run); the shapes set is an ImageFolder.
 pretrain_cfg_options = {'runtime.checkpoint_interval': 3, 'data.type': 'imagefolder'}
-# The test stage evaluates; skipping validation inside fine-tuning avoids evaluating twice. The fine-tuning
-# seed is the run's seed (the pipeline sets randomness.seed): runs of one seed differ only in the weights.
-transfer_cfg_options = {'val_cfg': None, 'val_dataloader': None, 'val_evaluator': None}
+# Fine-tuning curves: each fine-tuning validates at 4 evenly spaced points of its schedule (every 15 or 25
+# iterations; metrics.json keeps them all), which costs evaluations only: the report's curve plots and
+# convergence tables. The fine-tuning seed is the run's seed (the pipeline sets randomness.seed): runs of
+# one seed differ only in the weights.
+curve_points = 4
 
 methods = [
     dict(name='uniform', config='configs/pretrain/tiny_digits_uniform.py'),
@@ -67,4 +69,5 @@ quick = dict(
     scratch=False,
     pretrain_cfg_options={'data.img_size': 16},
     transfer_cfg_options={'train_cfg.max_iters': 6},  # every R18 tiny config counts iterations
+    curve_points=2,  # at iterations 3 and 6
 )

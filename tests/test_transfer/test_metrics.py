@@ -23,10 +23,15 @@ def test_hook_rewrites_metrics_json_after_val_and_test(tmp_path):
     runner = SimpleNamespace(work_dir=str(tmp_path))
     hook.after_val_epoch(runner, {"mIoU": np.float32(1.5)})
     first = json.loads((tmp_path / METRICS_FILE).read_text())
+    point = {"iter": 0, "epoch": 0, "metrics": {"mIoU": 1.5}}  # a runner that never trained is at iteration 0
     assert first == {"task": "seg", "config": "configs/x.py", "backbone": "b.pth",
-                     "backbone_meta": {"arch": "resnet50"}, "seed": None, "arch": None, "metrics": {"mIoU": 1.5}}
+                     "backbone_meta": {"arch": "resnet50"}, "seed": None, "arch": None, "metrics": {"mIoU": 1.5},
+                     "history": [point], "protocol": None, "data_subset": None}
     hook.after_test_epoch(runner, {"mIoU": 2.0})
     assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 2.0}
+    # a test in another process (a new hook) keeps the validations' history
+    MetricsJsonHook("seg", "configs/x.py", "b.pth", None).after_test_epoch(runner, {"mIoU": 3.0})
+    assert json.loads((tmp_path / METRICS_FILE).read_text())["history"] == [point]
     hook.after_val_epoch(runner, {})  # nothing evaluated by a non-COCO metric: the last result stays
-    assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 2.0}
+    assert json.loads((tmp_path / METRICS_FILE).read_text())["metrics"] == {"mIoU": 3.0}
     assert [p.name for p in tmp_path.iterdir()] == [METRICS_FILE]  # no temp file left behind

@@ -3,9 +3,20 @@ its atomic writer live in :mod:`dar_common.workdir`; the task names in :mod:`tra
 
 ``metrics.json`` = ``{"task": "det"|"ins"|"pose"|"seg", "config": path, "backbone": path or null,
 "backbone_meta": dict or null, "seed": fine-tuning seed or null, "arch": backbone architecture or null,
-"metrics": {toolbox metric name: float}}``, rewritten atomically after every validation and test, so it
-always holds the newest evaluation. ``backbone`` null is a randomly initialised backbone (the tables'
-scratch row, grouped by ``arch`` and paired with the other rows by ``seed``).
+"metrics": {toolbox metric name: float}, "history": [{"iter", "epoch", "metrics"}, ...], "protocol":
+"finetune"|"frozen"|null, "data_subset": null or {"fraction", "seed", "file", "count", "image_ids" | "files"}}``,
+rewritten atomically after every validation and test. ``metrics`` holds the newest evaluation (the test's,
+once tested); ``history`` every validation during fine-tuning in order (the fine-tuning curve: a pipeline's
+``curve_points`` sets how many). ``backbone`` null is a randomly initialised backbone (the tables' scratch
+row, grouped by ``arch`` and paired with the other rows by ``seed``); ``protocol`` is ``frozen`` when no
+parameter of the backbone is trained (every stage frozen), read from the built model; ``data_subset`` is the
+training subset a pipeline's ``data_fraction`` wrote (config key ``data_subset``, see
+:mod:`transfer.study.subsets`).
+
+The history survives a resume: the hook starts from the file's history, keeps the points at or before the
+iteration the run resumed from (the later ones will be evaluated again), and evaluates the resumed
+iteration itself when it was a validation point that the interrupted run checkpointed but did not evaluate
+(mmengine saves a checkpoint before validating at the same iteration and does not validate it again).
 
 Metrics never vanish: when a detector returns no detections at all, mmdet's ``CocoMetric`` logs "the
 testing results of the whole dataset is empty" and returns nothing; the hook then writes what COCO
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +37,7 @@ import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
-from dar_common.workdir import write_metrics
+from dar_common.workdir import read_metrics, write_metrics
 
 
 def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -42,10 +54,34 @@ def clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def metrics_record(task: str, config: str, backbone: str | None, backbone_meta: Mapping | None,
-                   metrics: Mapping[str, Any], seed: int | None = None, arch: str | None = None) -> dict:
+                   metrics: Mapping[str, Any], seed: int | None = None, arch: str | None = None,
+                   **extra: Any) -> dict:
+    """The ``metrics.json`` record; ``extra``: ``history``, ``protocol``, ``data_subset`` where known."""
     return {"task": task, "config": str(config), "backbone": backbone,
             "backbone_meta": dict(backbone_meta) if backbone_meta else None,
-            "seed": seed, "arch": arch, "metrics": clean_metrics(metrics)}
+            "seed": seed, "arch": arch, "metrics": clean_metrics(metrics), **extra}
+
+
+def backbone_frozen(model) -> bool | None:
+    """Whether no parameter of the built model's backbone is trainable (the "frozen" protocol); None when
+    the model has no backbone with parameters."""
+    backbone = getattr(getattr(model, "module", model), "backbone", None)
+    params = list(backbone.parameters()) if backbone is not None else []
+    return None if not params else not any(p.requires_grad for p in params)
+
+
+def subset_record(spec: Mapping | None) -> dict | None:
+    """What ``metrics.json`` says of a training subset (the config's ``data_subset`` dict): its fraction,
+    seed, file, and the image ids (a COCO-style JSON subset) or files (a Cityscapes-style list)."""
+    if not spec:
+        return None
+    path = Path(str(spec["file"]))
+    if path.suffix == ".json":
+        key, items = "image_ids", [int(img["id"]) for img in json.loads(path.read_text())["images"]]
+    else:
+        key, items = "files", [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    return {"fraction": float(spec["fraction"]), "seed": int(spec["seed"]), "file": str(path),
+            "count": len(items), key: items}
 
 
 def backbone_arch(model) -> str | None:
@@ -104,14 +140,42 @@ def empty_result_metrics(evaluator) -> dict[str, float]:
 
 
 class MetricsJsonHook(Hook):
-    """Rewrite ``<work_dir>/metrics.json`` after each validation and test (main process only)."""
+    """Rewrite ``<work_dir>/metrics.json`` after each validation and test (main process only), keeping the
+    history of validations (see the module docstring)."""
 
     priority = "LOW"
 
     def __init__(self, task: str, config: str, backbone: str | None, backbone_meta: Mapping | None):
         self.task, self.config, self.backbone, self.backbone_meta = task, config, backbone, backbone_meta
+        self.history: list[dict] | None = None  # read from the work dir's file on first use
 
-    def _write(self, runner, metrics: Mapping[str, Any] | None, evaluator) -> None:
+    def _history(self, runner) -> list[dict]:
+        if self.history is None:
+            old = read_metrics(runner.work_dir) or {}
+            self.history = [h for h in old.get("history") or [] if isinstance(h, dict) and "iter" in h]
+        return self.history
+
+    def before_train(self, runner) -> None:
+        """A fresh run starts a new history; a resumed one keeps the points up to where it resumed, and
+        evaluates that iteration if it was due and the interrupted run did not get to it."""
+        done = int(getattr(runner, "iter", 0) or 0)
+        self.history = [h for h in self._history(runner) if int(h["iter"]) <= done] if done else []
+        if done and self._val_due(runner) and not any(int(h["iter"]) == done for h in self.history):
+            runner.logger.info(f"resumed at iteration {done}, a validation point the interrupted run did not "
+                               "evaluate: validating it now")
+            runner.val_loop.run()
+
+    @staticmethod
+    def _val_due(runner) -> bool:
+        loop = getattr(runner, "train_loop", None)
+        if getattr(runner, "val_loop", None) is None or loop is None or not getattr(loop, "val_interval", 0):
+            return False
+        by_epoch = hasattr(loop, "max_epochs") and not hasattr(loop, "max_iters")
+        at = int(runner.epoch if by_epoch else runner.iter)
+        end = int(loop.max_epochs if by_epoch else loop.max_iters)
+        return at >= int(getattr(loop, "val_begin", 1)) and (at % int(loop.val_interval) == 0 or at == end)
+
+    def _write(self, runner, metrics: Mapping[str, Any] | None, evaluator, validation: bool) -> None:
         if not is_main_process():
             return
         missing = {k: v for k, v in empty_result_metrics(evaluator).items() if k not in (metrics or {})}
@@ -121,16 +185,26 @@ class MetricsJsonHook(Hook):
             metrics = {**(metrics or {}), **missing}
         if not metrics:
             return
+        history = self._history(runner)
+        if validation:
+            point = {"iter": int(getattr(runner, "iter", 0) or 0), "epoch": int(getattr(runner, "epoch", 0) or 0),
+                     "metrics": clean_metrics(metrics)}
+            history[:] = [h for h in history if int(h["iter"]) != point["iter"]] + [point]
         seed = getattr(runner, "seed", None)
+        model = getattr(runner, "model", None)
+        frozen = backbone_frozen(model)
+        cfg = getattr(runner, "cfg", None)
         write_metrics(Path(runner.work_dir), metrics_record(
             self.task, self.config, self.backbone, self.backbone_meta, metrics,
-            seed=None if seed is None else int(seed), arch=backbone_arch(getattr(runner, "model", None))))
+            seed=None if seed is None else int(seed), arch=backbone_arch(model), history=list(history),
+            protocol=None if frozen is None else "frozen" if frozen else "finetune",
+            data_subset=subset_record(cfg.get("data_subset") if cfg is not None else None)))
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._write(runner, metrics, _loop_evaluator(runner, "val_loop"))
+        self._write(runner, metrics, _loop_evaluator(runner, "val_loop"), validation=True)
 
     def after_test_epoch(self, runner, metrics=None) -> None:
-        self._write(runner, metrics, _loop_evaluator(runner, "test_loop"))
+        self._write(runner, metrics, _loop_evaluator(runner, "test_loop"), validation=False)
 
 
 def _loop_evaluator(runner, loop: str):

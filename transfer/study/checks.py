@@ -162,5 +162,9 @@ def validate(spec: PipelineSpec) -> dict[str, str]:
     check_writable(spec.report_dir)
     archs = pretrain_arch(spec)
     check_tasks(spec, archs)
+    from .axes import axis_options  # (axes reads the configs through this module)
+
+    for entry in spec.tasks:  # curve points, data fraction, frozen: they fit the recipe
+        axis_options(spec, entry)
     check_data(spec)
     return archs

@@ -12,6 +12,7 @@ from transfer.tasks import TABLES
 from .plots import draw_all
 from .progress import fmt_s
 from .results import collect, discover, to_markdown, write_tables
+from .rethinking import convergence_tables, curve_plots, probe_agreement_table, summary_table
 from .spec import PipelineSpec
 from .stages import Layout, Stage, read_marker
 
@@ -28,6 +29,14 @@ def write_report(spec: PipelineSpec, stages: list[Stage], work_dirs: list[Path],
     write_tables(tables, layout.root / "tables")
     plots = draw_all(pre, tra, layout.root / "plots")
     tables_md = "\n".join(to_markdown(tables[k]) for k, _ in SECTIONS if k in tables)
+    summary, curves = summary_table(tra), convergence_tables(tra)
+    agreement = probe_agreement_table(pre, tra)
+    curve_pngs = curve_plots(tra, layout.root / "plots")
+    if summary is not None and (curves or any(r.setting != (False, 1.0) for r in tra)):
+        atomic_write_text(layout.root / "tables" / "rethinking.md", summary.to_markdown())
+        tables_md = "**Rethinking summary**\n\n" + summary.to_markdown() + "\n" + tables_md
+    else:
+        summary = None
 
     lines = [f"# Pre-training -> transfer report: {spec.report_dir.name}", "",
              f"Generated {_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by `{command}`; "
@@ -42,11 +51,25 @@ def write_report(spec: PipelineSpec, stages: list[Stage], work_dirs: list[Path],
              "sample size. The scratch rows stand apart at the bottom of each table: Δ scratch is what "
              "pre-training buys. Cost is the pre-training cost relative to uniform training, in trained samples "
              "and in FLOPs (online selection's scoring passes count in FLOPs).", ""]
+    if summary is not None:
+        lines += ["## Rethinking summary: where does the cheaper pre-training lose?", "",
+                  "Δ vs uniform of each recipe's headline metric early in fine-tuning and at its end, with the "
+                  "smallest data fraction and all data, frozen and fine-tuned (the settings this study ran; "
+                  "docs/pipeline.md, \"Reading the summary\").", "", summary.to_markdown()]
     for key, title in SECTIONS:
         if key in tables:
             lines += [f"## {title}", "", to_markdown(tables[key])]
         if key == "cls" and "kept_fraction" in plots:
             lines += [_img(plots["kept_fraction"], layout.root, "Kept fraction per epoch"), ""]
+    if curves:
+        lines += ["## Fine-tuning curves", "",
+                  "Each recipe's headline metric at every validation of the fine-tuning (`curve_points`), mean ± "
+                  "std over seeds; scratch dashed. The tables give the values and each method's Δ vs uniform at "
+                  "each point.", ""]
+        lines += [_img(png, layout.root, name) + "\n" for name, png in curve_pngs.items()]
+        lines += [to_markdown(t) for t in curves]
+    if agreement is not None:
+        lines += ["## Does the probe predict fine-tuning?", "", agreement.to_markdown()]
     if "accuracy_vs_cost" in plots:
         lines += ["## Accuracy against pre-training cost", "",
                   "Each method at its relative pre-training FLOPs, error bars ± one seed std; the dashed line is the "

@@ -131,10 +131,27 @@ class TransferRun:
     backbone: str | None = "?"  # the weights file fine-tuned from; None: random initialisation (scratch)
     seed: int | None = None  # the fine-tuning seed
     arch: str | None = None  # the backbone architecture the config builds (recorded for scratch runs)
+    history: list[dict[str, Any]] = field(default_factory=list)  # validations during fine-tuning (the curve)
+    protocol: str | None = None  # "frozen" (no backbone parameter trained) or "finetune"; None: not recorded
+    data_fraction: float = 1.0  # the fraction of the training images fine-tuned on
 
     @property
     def is_scratch(self) -> bool:
         return self.backbone is None
+
+    @property
+    def frozen(self) -> bool:
+        return self.protocol == "frozen"
+
+    @property
+    def setting(self) -> tuple[bool, float]:
+        """What besides the method tells runs of one recipe apart: (frozen, data fraction)."""
+        return self.frozen, self.data_fraction
+
+    def value_at(self, iteration: int, key: str) -> float | None:
+        """A metric of the validation at ``iteration`` of the curve (None where there was none)."""
+        point = next((h for h in self.history if int(h.get("iter", -1)) == iteration), None)
+        return None if point is None else _metric(point.get("metrics") or {}, key)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -157,10 +174,19 @@ class TransferRun:
 
     def value(self, key: str) -> float | None:
         """A metric by name, with or without the toolbox prefix ("coco/bbox_mAP" or "bbox_mAP")."""
-        for name, v in self.metrics.items():
-            if name == key or name.split("/", 1)[-1] == key:
-                return None if v is None or float(v) < 0 else float(v)  # COCO writes -1 for "no such objects"
-        return None
+        return _metric(self.metrics, key)
+
+
+def _metric(metrics: dict[str, Any], key: str) -> float | None:
+    for name, v in metrics.items():
+        if name == key or name.split("/", 1)[-1] == key:
+            return None if v is None or float(v) < 0 else float(v)  # COCO writes -1 for "no such objects"
+    return None
+
+
+def setting_label(frozen: bool, fraction: float) -> str:
+    """A transfer setting as the tables print it: ``fine-tuned, 100% data`` / ``frozen, 10% data``."""
+    return f"{'frozen' if frozen else 'fine-tuned'}, {fraction * 100:g}% data"
 
 
 def load_pretrain_run(work_dir: str | Path) -> PretrainRun | None:
@@ -178,8 +204,10 @@ def load_transfer_run(work_dir: str | Path) -> TransferRun | None:
     d = read_metrics(work_dir)
     if d is None:
         return None
+    subset = d.get("data_subset") or {}
     return TransferRun(Path(work_dir), d["task"], d.get("config") or "", d.get("metrics") or {},
-                       d.get("backbone_meta") or {}, d.get("backbone"), d.get("seed"), d.get("arch"))
+                       d.get("backbone_meta") or {}, d.get("backbone"), d.get("seed"), d.get("arch"),
+                       list(d.get("history") or []), d.get("protocol"), float(subset.get("fraction", 1.0)))
 
 
 def discover(paths: list[str | Path]) -> tuple[list[PretrainRun], list[TransferRun]]:
@@ -323,14 +351,20 @@ def transfer_table(name: str, runs: list[TransferRun]) -> Table | None:
         return None
     configs = {(r.task, r.config_name) for r in runs}
     labels = method_labels(configs)
+    settings = {r.setting for r in runs}
+    show = settings != {(False, 1.0)}  # a "Setting" column only where frozen runs or data fractions exist
     rows: list[Row] = []
-    # Order by (task, config) so FPN rows come before Mask R-CNN rows, as in Table 5.
-    for task, cfg in sorted(configs, key=lambda t: (tasks.index(t[0]), t[1])):
-        sub = [r for r in runs if (r.task, r.config_name) == (task, cfg)]
-        rows += _rows_for(_group(sub), columns, lambda k, n=labels[task, cfg]: {"Method": n, "Pre-training": k.method,
-                                                                               "Backbone": k.arch})
+    # Order by (task, config) so FPN rows come before Mask R-CNN rows, as in Table 5; then fine-tuned before
+    # frozen, full data first: each block has its own uniform baseline and Δ rows.
+    blocks = {(r.task, r.config_name, *r.setting) for r in runs}
+    for task, cfg, frozen, frac in sorted(blocks, key=lambda t: (tasks.index(t[0]), t[1], t[2], -t[3])):
+        sub = [r for r in runs if (r.task, r.config_name, *r.setting) == (task, cfg, frozen, frac)]
+        extra = {"Setting": setting_label(frozen, frac)} if show else {}
+        rows += _rows_for(_group(sub), columns, lambda k, n=labels[task, cfg], e=extra: {
+            "Method": n, **e, "Pre-training": k.method, "Backbone": k.arch})
     columns = [c for c in columns if any(row.values.get(c.header) is not None for row in rows)]
-    return Table(TABLES[name].title, ["Method", "Pre-training", "Backbone"], columns, rows,
+    label_headers = ["Method", *(["Setting"] if show else []), "Pre-training", "Backbone"]
+    return Table(TABLES[name].title, label_headers, columns, rows,
                  "Δ = method − uniform of the same backbone and downstream config (positive is better): the mean "
                  "of the per-seed differences [paired 95% t interval]. `scratch` fine-tunes the same recipe from a "
                  "randomly initialised backbone; Δ scratch is what pre-training buys (negative: it helps).")

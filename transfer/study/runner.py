@@ -17,9 +17,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from pretrain.publish import PublishError, publish
 from dar_common.workdir import METRICS_FILE, atomic_write_json, latest_checkpoint
+from pretrain.publish import PublishError, publish
 
+from .axes import subset_source
 from .progress import Progress, fmt_s
 from .results import SCRATCH, load_pretrain_run
 from .spec import PipelineError, PipelineSpec
@@ -37,6 +38,7 @@ from .stages import (
     test_command,
     write_marker,
 )
+from .subsets import write_subset
 from .worker import SENTINEL
 
 NEEDS = {"publish": "pretrain", "finetune": "publish", "test": "finetune"}
@@ -203,6 +205,7 @@ class Runner:
     def run_pair(self, ft: Stage, test: Stage, progress: Progress, env: dict[str, str] | None = None) -> None:
         """Fine-tune and test in one worker process (see :mod:`.worker`); mark each stage as it finishes."""
         work = self.layout.transfer(ft.entry, ft.method, ft.seed)
+        self.write_subset(ft)
         dep = self.dependency(ft)
         ft_cmd = finetune_command(self.spec, self.layout, ft,
                                   _backbone(read_marker(self.layout.marker(dep))["outputs"] if dep else {}))
@@ -251,6 +254,17 @@ class Runner:
                 raise StageFailed(stage, f"{label(stage)}: node 0 wrote no marker within {wait_s:.0f} s")
             time.sleep(2.0)
 
+    def write_subset(self, stage: Stage) -> None:
+        """The training subset a fine-tuning with a data fraction reads (written once, the same for every
+        method and seed; rewritten identically by a stage beside it)."""
+        entry = self.spec.entry(stage.entry)
+        found = subset_source(self.spec, entry)
+        if found is not None:
+            try:
+                write_subset(found[0], entry.data_fraction, self.spec.subset_seed, found[1])
+            except PipelineError as e:
+                raise StageFailed(stage, f"{label(stage)}: {e}") from None
+
     def data_needed(self) -> bool:
         td = self.spec.tiny_data
         return bool(td) and bool(self.spec.tasks) and not (Path(td["root"]) / "meta.json").is_file()
@@ -295,6 +309,7 @@ class Runner:
             return {"published": str(path)}, time.thread_time() - cpu0
         work = self.layout.transfer(stage.entry, stage.method, stage.seed)
         if stage.kind == "finetune":
+            self.write_subset(stage)
             cpu_s = self._run(stage, finetune_command(self.spec, self.layout, stage, _backbone(outs)).full, log,
                               progress, env)
             ckpt = latest_checkpoint(work)

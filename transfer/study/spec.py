@@ -16,7 +16,13 @@ A pipeline config is an mmengine python config (see ``configs/pipeline/demo.py``
   ``data`` (the name whose folder is passed as ``--data-root``; default coco / cityscapes by task when
   ``data_roots`` has them), ``tiny_data=dict(root, args)`` (generated with tools/make_tiny_data.py when
   missing);
-- ``launch`` (see :mod:`.launch`) and ``quick``: a dict merged over the config by ``--quick``.
+- ``launch`` (see :mod:`.launch`) and ``quick``: a dict merged over the config by ``--quick``;
+- the transfer axes (docs/pipeline.md, "Transfer axes"), per entry or, as defaults, at the top level:
+  ``curve_points=K`` (validate at K evenly spaced points of the schedule: the fine-tuning curve),
+  ``data_fraction=[0.1, 1.0]`` (an entry per fraction: a seeded subset of the training images, the same
+  for every method and seed; ``subset_seed`` picks it) with ``fraction_schedule`` ``'iterations'`` (default:
+  the same optimisation steps on fewer images) or ``'scaled'`` (the schedule shrinks with the data), and
+  ``frozen=True`` (every backbone stage frozen, BN in eval mode: the "frozen" protocol rows).
 """
 from __future__ import annotations
 
@@ -47,6 +53,19 @@ class TransferSpec:
     config: str  # transfer config
     cfg_options: dict[str, Any] = field(default_factory=dict)
     data: str | None = None  # key of data_roots passed as --data-root
+    curve_points: int | None = None  # validations at K evenly spaced points of the schedule (None: as the config)
+    data_fraction: float = 1.0  # fine-tune on this fraction of the training images (a seeded subset)
+    frozen: bool = False  # every backbone stage frozen, BN in eval mode (the "frozen" protocol)
+    fraction_schedule: str = "iterations"  # with data_fraction < 1: 'iterations' (kept) or 'scaled' (x fraction)
+    family: str = ""  # the config entry's name, shared by its per-fraction entries ('' = name)
+
+    @property
+    def entry_name(self) -> str:
+        """The name of the config entry this one was expanded from (one per data fraction)."""
+        return self.family or self.name
+
+
+FRACTION_SCHEDULES = ("iterations", "scaled")
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,7 @@ class PipelineSpec:
     tiny_data: dict[str, Any] | None = None  # {"root": ..., "args": [...]}: generated when missing
     launch: Launch = field(default_factory=Launch)
     scratch: bool = False  # also fine-tune every entry from a randomly initialised backbone
+    subset_seed: int = 0  # picks the training subsets of data_fraction (the same for every method and seed)
 
     def method(self, name: str) -> MethodSpec:
         return next(m for m in self.methods if m.name == name)
@@ -122,8 +142,12 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
     m_specs = [MethodSpec(m["name"], m["config"], _options(m.get("cfg_options"), f"methods[{i}].cfg_options"))
                for i, m in enumerate(_entries(d, "methods", "name"))]
     t_specs = [TransferSpec(str(t.get("name", t["task"])), t["task"], t["config"],
-                            _options(t.get("cfg_options"), f"tasks[{i}].cfg_options"), _task_data(t, data_roots))
+                            _options(t.get("cfg_options"), f"tasks[{i}].cfg_options"), _task_data(t, data_roots),
+                            **_axes(t, d, f"tasks[{i}]"))
                for i, t in enumerate(_entries(d, "tasks", "task"))]
+    subset_seed = d.get("subset_seed", 0)
+    if not isinstance(subset_seed, int) or isinstance(subset_seed, bool):
+        raise PipelineError(f"subset_seed must be an integer, got {subset_seed!r}")
     for t in t_specs:
         if t.data is not None and t.data not in data_roots:
             raise PipelineError(f"task {t.name!r}: data {t.data!r} is not a key of data_roots {sorted(data_roots)}")
@@ -139,6 +163,7 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
         raise PipelineError(f"transfer_methods names {unknown[0]!r}, which is not among the methods")
     m_specs = _subset(m_specs, _csv(methods), "method", lambda m: m.name)
     t_specs = _subset(t_specs, _csv(tasks), "task", lambda t: t.name, lambda t: t.task)
+    t_specs = [f for t in t_specs for f in _per_fraction(t)]
     names = [m.name for m in m_specs]
     # a method subset on the command line is fine-tuned as asked, whatever transfer_methods says
     tmethods = names if methods is not None else [n for n in (tmethods or names) if n in names]
@@ -152,7 +177,7 @@ def load_spec(path: str | Path, *, quick: bool = False, methods: str | None = No
                         _options(d.get("pretrain_cfg_options"), "pretrain_cfg_options"),
                         _options(d.get("transfer_cfg_options"), "transfer_cfg_options"), data_roots,
                         d.get("pretrain_data"), d.get("tiny_data"), Launch.from_config(d.get("launch")),
-                        bool(d.get("scratch", False)))
+                        bool(d.get("scratch", False)), subset_seed)
 
 
 def _entries(d: dict[str, Any], key: str, required: str) -> list[dict[str, Any]]:
@@ -163,6 +188,44 @@ def _entries(d: dict[str, Any], key: str, required: str) -> list[dict[str, Any]]
         if missing:
             raise PipelineError(f"{key}[{i}] needs a '{missing[0]}' key (dict({required}=..., config=...))")
     return list(entries)
+
+
+def _axes(t: dict[str, Any], d: dict[str, Any], where: str) -> dict[str, Any]:
+    """An entry's transfer axes (its own keys, else the config's top-level defaults), checked: one line each."""
+    def get(key: str, default: Any) -> tuple[Any, str]:
+        return (t[key], f"{where}.{key}") if key in t else (d.get(key, default), key)
+
+    points, name = get("curve_points", None)
+    if points is not None and (not isinstance(points, int) or isinstance(points, bool) or points < 1):
+        raise PipelineError(f"{name} must be a positive integer (evaluations along the fine-tuning), got {points!r}")
+    frozen, name = get("frozen", False)
+    if not isinstance(frozen, bool):
+        raise PipelineError(f"{name} must be True or False, got {frozen!r}")
+    schedule, name = get("fraction_schedule", "iterations")
+    if schedule not in FRACTION_SCHEDULES:
+        raise PipelineError(f"{name} must be one of {', '.join(map(repr, FRACTION_SCHEDULES))}, got {schedule!r}")
+    fractions, name = get("data_fraction", 1.0)
+    values = list(fractions) if isinstance(fractions, (list, tuple)) else [fractions]
+    for f in values:
+        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0 < f <= 1:
+            raise PipelineError(f"{name} must be fractions in (0, 1] of the training images, got {f!r}")
+    if not values or len(set(values)) != len(values):
+        raise PipelineError(f"{name} must list distinct fractions, got {fractions!r}")
+    return {"curve_points": points, "frozen": frozen, "fraction_schedule": schedule,
+            "data_fraction": tuple(float(f) for f in values)}
+
+
+def fraction_suffix(fraction: float) -> str:
+    """The entry-name suffix of a data fraction: 0.1 -> ``_f10`` (percent), 1.0 -> none."""
+    return "" if fraction == 1.0 else f"_f{fraction * 100:g}"
+
+
+def _per_fraction(t: TransferSpec) -> list[TransferSpec]:
+    """One entry per data fraction (the full-data one keeps the entry's name; the others get a suffix)."""
+    from dataclasses import replace
+
+    fractions = t.data_fraction if isinstance(t.data_fraction, tuple) else (t.data_fraction,)
+    return [replace(t, name=t.name + fraction_suffix(f), data_fraction=f, family=t.name) for f in fractions]
 
 
 def _options(value: Any, where: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from dar_common.workdir import atomic_write_json, latest_checkpoint
 
+from .axes import axis_options
 from .launch import Launch
 from .results import SCRATCH
 from .spec import PipelineError, PipelineSpec
@@ -199,10 +200,12 @@ def pretrain_command(spec: PipelineSpec, layout: Layout, stage: Stage) -> Comman
 
 def _transfer_opts(spec: PipelineSpec, stage: Stage) -> list[str]:
     """``--data-root`` and ``--cfg-options``; the fine-tuning seed is the stage's seed (so that a method's
-    run with seed s and uniform's pair up, and scratch's seeds differ) unless the options set one."""
+    run with seed s and uniform's pair up, and scratch's seeds differ) unless the options set one; then the
+    entry's transfer axes (:mod:`.axes`: curve points, data subset and schedule, frozen backbone)."""
+    entry = spec.entry(stage.entry)
     return [*data_root_argv(spec, stage.entry),
-            *options_argv({"randomness.seed": stage.seed, **spec.transfer_cfg_options,
-                           **spec.entry(stage.entry).cfg_options})]
+            *options_argv({"randomness.seed": stage.seed, **spec.transfer_cfg_options, **entry.cfg_options,
+                           **axis_options(spec, entry)})]
 
 
 def finetune_command(spec: PipelineSpec, layout: Layout, stage: Stage, backbone: Path | None) -> Command:
