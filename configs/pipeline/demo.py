@@ -8,7 +8,8 @@
 #   the detectors did worse than from scratch. 6 epochs, 2 seeds, with
 #     uniform       every sample every epoch (the 100% baseline),
 #     dar           Drop-and-Refresh W=1, I=1, p=0.6, R=[4]: subsets 100/100/60/36/100/60% -> 76% cost,
-#     random_drop   the equal-budget control: DaR's schedule with random instead of loss-ranked dropping (76%).
+#     dar_random    the equal-budget control: DaR's schedule with random instead of loss-ranked dropping (76%)
+#                   (method dar_random; the entry, its folders, table rows and plots all say dar_random).
 #   Each backbone is published (published/<name>-<sha256[:8]>.pth + published/metafile.yml).
 #   Transfer: uniform's and DaR's backbones of both seeds (each fine-tuned with its own seed) and a
 #   randomly initialised one (`scratch`, seeds 0 and 1: the "Rethinking ImageNet pre-training" question,
@@ -31,7 +32,7 @@ launch = dict(jobs=2)  # two stages at once, one core each (--jobs 1: one at a t
 arch = 'resnet18'  # model.arch of every pre-training config below; the transfer configs are ResNet-18 ones
 seeds = [0, 1]
 transfer_seeds = [0, 1]  # each fine-tuned with its own seed: Δ rows pair the runs by seed
-transfer_methods = ['uniform', 'dar']  # random_drop is pre-trained for the classification table
+transfer_methods = ['uniform', 'dar']  # dar_random is pre-trained for the classification table
 scratch = True  # every entry also fine-tuned from a randomly initialised backbone (the `scratch` rows)
 tiny_data = dict(root='data/tiny', args=[])  # generated with tools/make_tiny_data.py when missing
 # det/ins/pose: coco, seg: cityscapes, pre-training: shapes (all generated into tiny_data.root)
@@ -49,7 +50,7 @@ curve_points = 4
 methods = [
     dict(name='uniform', config='configs/pretrain/tiny_digits_uniform.py'),
     dict(name='dar', config='configs/pretrain/tiny_digits_dar.py'),
-    dict(name='random_drop', config='configs/pretrain/tiny_digits_dar_random.py'),
+    dict(name='dar_random', config='configs/pretrain/tiny_digits_dar_random.py'),
 ]
 # Detectors test at their recipes' score threshold: a detector that finds nothing scores COCO AP 0 (the
 # metrics hook writes COCO's numbers for an empty result set), it does not lose its row.

@@ -61,7 +61,26 @@ def test_report_folder_has_every_table_and_plot(demo):
     # what the command prints is the report's tables
     assert "| uniform | resnet18 | 100% |" in demo["first"].stdout
     assert {p.name for p in (root / "tables").iterdir()} == {f"{t}.{e}" for t in ("cls", "det", "pose", "seg")
-                                                             for e in ("md", "csv")}
+                                                             for e in ("md", "csv")} | {"rethinking.md"}
+
+
+def test_fine_tuning_curves_in_every_run_and_the_report(demo):
+    """--quick validates at 2 points of its 6 iterations (curve_points=2): each metrics.json holds both, the
+    report a curve plot and a convergence table per recipe and the Rethinking summary first."""
+    root = demo["root"]
+    configs = set()
+    for metrics in sorted((root / "transfer").glob("*/*/metrics.json")):
+        rec = json.loads(metrics.read_text())
+        assert [h["iter"] for h in rec["history"]] == [3, 6], metrics
+        assert rec["protocol"] == "finetune" and rec["data_subset"] is None
+        configs.add(Path(rec["config"]).stem)
+    assert len(configs) == 5
+    report = (root / "report.md").read_text()
+    assert report.index("## Rethinking summary") < report.index("## Pre-training: classification")
+    for cfg in configs:
+        assert f"![curves_{cfg}](plots/curves_{cfg}.png)" in report
+        assert f"({cfg}), fine-tuned, 100% data:" in report  # its convergence table
+    assert "| it 3 | it 6 |" in report
 
 
 def test_classification_rows_are_the_runs_own_summaries(demo):
@@ -71,15 +90,15 @@ def test_classification_rows_are_the_runs_own_summaries(demo):
     for d in (root / "pretrain").iterdir():
         recs = [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines() if x.strip()]
         summaries[d.name.rsplit("_s", 1)[0]] = next(r for r in recs if r["type"] == "summary")
-    assert set(summaries) == {"uniform", "dar", "random_drop"}
-    method = {"uniform": "uniform", "dar": "dar", "random_drop": "dar_random"}
+    # one name per thing: the entry (folder) is the method's row in the tables
+    assert set(summaries) == {"uniform", "dar", "dar_random"} == {s["method"] for s in summaries.values()}
     base = summaries["uniform"]
     for name, s in summaries.items():
-        row = rows[method[name]]
+        row = rows[name]
         assert float(row["top-1 err"]) == pytest.approx(100 - s["top1"], abs=1e-4)
         assert float(row["Cost (samples)"]) == pytest.approx(s["relative_cost_samples"], abs=1e-5)
         if name != "uniform":
-            delta = rows[f"Δ {method[name]}"]
+            delta = rows[f"Δ {name}"]
             assert float(delta["top-1 err"]) == pytest.approx(base["top1"] - s["top1"], abs=1e-4)
             assert float(delta["Cost (samples)"]) == pytest.approx(
                 s["relative_cost_samples"] - base["relative_cost_samples"], abs=1e-5)

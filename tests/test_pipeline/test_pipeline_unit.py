@@ -37,15 +37,15 @@ def write_config(tmp_path: Path, body: str) -> Path:
 
 def test_demo_spec_quick_and_subsets():
     full = load_spec(DEMO)
-    assert [m.name for m in full.methods] == ["uniform", "dar", "random_drop"]
+    assert [m.name for m in full.methods] == ["uniform", "dar", "dar_random"]
     assert [t.name for t in full.tasks] == ["det", "retinanet", "ins", "pose", "seg"]
     assert [t.task for t in full.tasks] == ["det", "det", "ins", "pose", "seg"]
     quick = load_spec(DEMO, quick=True)
     assert quick.report_dir == Path(str(full.report_dir) + "_quick")
     assert quick.seeds == (0,) and quick.transfer_methods == ("uniform", "dar")
     assert quick.pretrain_cfg_options["data.img_size"] == 16
-    sub = load_spec(DEMO, methods="dar,random_drop", tasks="seg", seeds="3")
-    assert [m.name for m in sub.methods] == ["dar", "random_drop"] and [t.task for t in sub.tasks] == ["seg"]
+    sub = load_spec(DEMO, methods="dar,dar_random", tasks="seg", seeds="3")
+    assert [m.name for m in sub.methods] == ["dar", "dar_random"] and [t.task for t in sub.tasks] == ["seg"]
     assert sub.seeds == (3,) and sub.transfer_seeds == (3,)
     with pytest.raises(PipelineError, match="unknown method 'bogus'"):
         load_spec(DEMO, methods="uniform,bogus")
