@@ -219,9 +219,11 @@ def test_stage_marker_write_failure_then_rerun(pipeline):
 
 
 # -------------------------------------------------------------------------------- kill and resume
-RESUME_OPTIONS = ["--cfg-options", "train_cfg.max_iters=4", "default_hooks.checkpoint.interval=2", "val_cfg=None",
-           "val_dataloader=None", "val_evaluator=None", "randomness.seed=0", "model.decode_head.dropout_ratio=0.0",
-           "model.auxiliary_head.dropout_ratio=0.0"]
+# As shipped: dropout on in both PSPNet heads (Dropout2d 0.1), random resize/crop/flip; a checkpoint every
+# iteration so that the kill can follow any of them; the validation at the end writes metrics.json.
+RESUME_ITERS = 4
+RESUME_OPTIONS = ["--cfg-options", f"train_cfg.max_iters={RESUME_ITERS}", f"train_cfg.val_interval={RESUME_ITERS}",
+                  "default_hooks.checkpoint.interval=1", "randomness.seed=0"]
 
 
 def train_args(published, tiny, work: Path) -> list:
@@ -240,7 +242,7 @@ def kill_after(argv: list, work: Path, checkpoint: str) -> float:
             if pointer.is_file() and Path(pointer.read_text().strip()).name == checkpoint:
                 os.killpg(proc.pid, signal.SIGKILL)
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -249,23 +251,8 @@ def kill_after(argv: list, work: Path, checkpoint: str) -> float:
     return time.monotonic() - start
 
 
-def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(published, tiny, tmp_path):
-    ref = tool("train.py", *train_args(published, tiny, tmp_path / "ref"))
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    cut = tmp_path / "cut"
-    killed_s = kill_after(train_args(published, tiny, cut), cut, "iter_2.pth")
-    assert not (cut / "iter_4.pth").exists()
-    resumed = tool("train.py", *train_args(published, tiny, cut), "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    out = resumed.stdout + resumed.stderr
-    assert "resumed epoch: 0, iter: 2" in out and "Advance dataloader 2 steps" in out
-    # the checkpoint both runs wrote before the kill: a difference here is not the resume's
-    a2, b2 = (torch.load(d / "iter_2.pth", map_location="cpu", weights_only=False)["state_dict"]
-              for d in (cut, tmp_path / "ref"))
-    before = [k for k in a2 if not torch.equal(a2[k], b2[k])]
-    assert before == [], f"the two runs differ already before the kill (not a resume problem): {before[:5]}"
-    a = torch.load(cut / "iter_4.pth", map_location="cpu", weights_only=False)
-    b = torch.load(tmp_path / "ref" / "iter_4.pth", map_location="cpu", weights_only=False)
+def assert_same_training_state(a: dict, b: dict) -> list[str]:
+    """Weights, every optimizer buffer, schedulers and iteration identical; what was compared."""
     assert a["state_dict"].keys() == b["state_dict"].keys()
     different = [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
     assert different == [], different[:5]
@@ -273,10 +260,41 @@ def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(published, 
     # every per-parameter buffer of whichever optimizer the recipe uses (AdamW: step, exp_avg, exp_avg_sq)
     assert sa.keys() == sb.keys() and all(sa[i].keys() == sb[i].keys() for i in sa)
     assert all(torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])) for i in sa for k in sa[i])
-    assert a["param_schedulers"] == b["param_schedulers"] and a["meta"]["iter"] == b["meta"]["iter"] == 4
-    write_record("transfer_resume", config=str(SEG.relative_to(ROOT)), kills=["after iter_2.pth of 4"],
-                 runs=3, compared=[f"weights ({len(a['state_dict'])} tensors)", f"optimizer ({len(sa)} buffers)",
-                                   "schedulers", "iteration"], identical=True, killed_after_s=round(killed_s))
+    assert a["param_schedulers"] == b["param_schedulers"] and a["meta"]["iter"] == b["meta"]["iter"]
+    return [f"weights ({len(a['state_dict'])} tensors)", f"optimizer ({len(sa)} buffers)", "schedulers", "iteration"]
+
+
+def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(published, tiny, tmp_path):
+    """Randomness on (dropout, data augmentation): a SIGKILL after a checkpoint drawn at random, then
+    ``--resume``, ends in the uninterrupted run's weights, optimizer state and metrics.json."""
+    import random
+
+    from dar_common.workdir import read_metrics
+
+    kill_at = random.Random(os.environ.get("DAR_KILL_SEED", "20")).randint(1, RESUME_ITERS - 1)
+    ref = tool("train.py", *train_args(published, tiny, tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    cut = tmp_path / "cut"
+    killed_s = kill_after(train_args(published, tiny, cut), cut, f"iter_{kill_at}.pth")
+    assert not (cut / f"iter_{RESUME_ITERS}.pth").exists()
+    resumed = tool("train.py", *train_args(published, tiny, cut), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout + resumed.stderr
+    assert f"resumed epoch: 0, iter: {kill_at}" in out and f"Advance dataloader {kill_at} steps" in out
+    assert "holds no RNG states" not in out
+    # the checkpoint both runs wrote before the kill: a difference here is not the resume's
+    a_k, b_k = (torch.load(d / f"iter_{kill_at}.pth", map_location="cpu", weights_only=False) for d in (cut, tmp_path / "ref"))
+    before = [k for k in a_k["state_dict"] if not torch.equal(a_k["state_dict"][k], b_k["state_dict"][k])]
+    assert before == [], f"the two runs differ already before the kill (not a resume problem): {before[:5]}"
+    assert len(a_k["rng_states"]["ranks"]) == 1
+    a = torch.load(cut / f"iter_{RESUME_ITERS}.pth", map_location="cpu", weights_only=False)
+    b = torch.load(tmp_path / "ref" / f"iter_{RESUME_ITERS}.pth", map_location="cpu", weights_only=False)
+    compared = assert_same_training_state(a, b)
+    ma, mb = read_metrics(cut), read_metrics(tmp_path / "ref")
+    assert ma["metrics"] == mb["metrics"] and ma["metrics"], (ma, mb)
+    write_record("transfer_resume", config=str(SEG.relative_to(ROOT)), ranks=1, randomness="dropout 0.1 (both heads), "
+                 "random resize/crop/flip", kills=[f"SIGKILL after iter_{kill_at}.pth of {RESUME_ITERS}"], runs=3,
+                 compared=[*compared, "metrics.json"], identical=True, killed_after_s=round(killed_s))
 
 
 @pytest.mark.parametrize("kind", ["truncated", "foreign"])

@@ -32,6 +32,7 @@ from .preflight import (
     replace_data_root,
     set_backbone_checkpoint,
 )
+from .resume import PREEMPTED_EXIT_CODE, Preempted, PreemptionHook, RNGStateHook
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 # The configs' variable for the backbone weights (substituted into model.backbone.init_cfg.checkpoint)
@@ -163,6 +164,9 @@ def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backb
                                    f"tools/train.py {config_path} --backbone FILE")
         runner.logger.info(f"checkpoint {checkpoint[0]}: {report.summary()}")
     runner.register_hook(MetricsJsonHook(task_of(cfg), config_path, backbone, meta), priority="LOW")
+    if mode == "train":  # exact resume (the RNG states in each checkpoint) and preemption (exit 75)
+        runner.register_hook(RNGStateHook())
+        runner.register_hook(PreemptionHook())
     if is_main_process():
         write_git_revision(runner.work_dir)
     if meta:
@@ -253,6 +257,11 @@ def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
+    except Preempted as stop:  # every rank: torchrun (dar_common's wrapper) / srun pass 75 on
+        if main_rank():
+            print(f"{stop}; resume with --resume (work dir {getattr(args, 'work_dir', None) or 'of the config'})",
+                  file=sys.stderr)
+        return PREEMPTED_EXIT_CODE
     except (PreflightError, BackboneCheckpointError, WorkDirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
