@@ -67,4 +67,18 @@ tasks = [
     dict(task='ins', config='configs/transfer/mask-rcnn_r50_fpn_1x_coco.py'),
     dict(task='pose', config='configs/transfer/td-hm_res50_8xb64-210e_coco-256x192.py'),
     dict(task='seg', config='configs/transfer/pspnet_r50b-d8_4xb2-80k_cityscapes-769x769.py'),
+    # The "Rethinking" axes (docs/pipeline.md, "Transfer axes"; configs/pipeline/demo_rethinking.py on CPU):
+    # 10% of COCO train2017 (11.8k images, a seeded subset, the same for every method): write the det entry
+    # above as dict(task='det', config=..., data_fraction=[0.1, 1.0]). With the default
+    # fraction_schedule='iterations' the 1x schedule keeps its steps (12 epochs -> 120 epochs of the subset,
+    # milestones 80/110): ~5 h per method on 8 V100, as the full-data run (estimate: same iterations).
+    # fraction_schedule='scaled' keeps 12 epochs of the subset instead: ~0.5 h per method (estimate).
+    # The frozen protocol (every backbone stage frozen, BN in eval mode; the FPN and heads train): its own
+    # rows. Estimate ~3-4 h per method on 8 V100 (no backbone backward pass; not measured).
+    # dict(name='det_frozen', task='det', config='configs/transfer/faster-rcnn_r50_fpn_1x_coco.py', frozen=True),
 ]
+# Fine-tuning curves: K evenly spaced validations per fine-tuning, K must divide each schedule (12 epochs,
+# 210 epochs, 80k iterations): curve_points=2 for all, or per entry curve_points=4 for det/ins/seg (every 3
+# epochs / 20k iterations) and 6 for pose (every 35 epochs). Costs evaluations only: COCO val2017 (5k images)
+# ~5-10 min on 8 GPUs each (estimate), K-1 more per run than today.
+# curve_points = 2
