@@ -87,6 +87,9 @@ def options_argv(opts: dict[str, Any]) -> list[str]:
 
 
 def _opt_value(key: str, v: Any) -> str:
+    if isinstance(v, dict):  # str(dict) would reach the tool as text; nested keys are written dotted
+        raise PipelineError(f"option {key}={v!r}: a dict cannot be passed as --cfg-options; write its keys "
+                            f"dotted ('{key}.<name>': value)")
     if isinstance(v, (list, tuple)):
         inner = ",".join(_opt_value(key, x) for x in v)
         return f"[{inner}]" if isinstance(v, list) else f"({inner})"
