@@ -1,6 +1,6 @@
 """Accuracy at equal cost on the shipped real dataset (scikit-learn digits): selection methods against controls.
 
-    python bench/accuracy.py --suite literature   # InfoBatch, Selective Backprop, KAKURENBO x 5 seeds (~15 min idle)
+    python bench/accuracy.py --suite literature   # every other registered method (InfoBatch, ...) x 5 seeds
     python bench/accuracy.py --suite dar          # DaR and its controls, online (10 methods x 5 seeds)
     python bench/accuracy.py                      # both suites
     python bench/accuracy.py --quick              # a few runs of 2 epochs: checks that it runs (~1-2 min)
@@ -76,11 +76,18 @@ def methods(quick: bool = False) -> dict[str, tuple[str, list[str]]]:
     return out
 
 
-LITERATURE = {  # method -> its tiny config; the controls are built per seed from its achieved cost
-    "infobatch": "tiny_digits_infobatch.py",
-    "selective_backprop": "tiny_digits_selective_backprop.py",
-    "kakurenbo": "tiny_digits_kakurenbo.py",
-}
+# the DaR suite's methods and the controls (built per seed from a literature method's achieved cost)
+NOT_LITERATURE = ("uniform", "dar", "dar_random", "shortened", "fixed_subset", "online", "random_drop")
+
+
+def literature() -> dict[str, str]:
+    """method -> its tiny config, for every registered method outside the DaR suite and the controls (a new
+    method joins the suite by registering itself and shipping ``configs/pretrain/tiny_digits_<name>.py``)."""
+    from pretrain.methods import METHODS, load_all
+
+    load_all()
+    return {name: f"tiny_digits_{name}.py" for name in METHODS
+            if name not in NOT_LITERATURE and (CONFIGS / f"tiny_digits_{name}.py").is_file()}
 QUICK = ["schedule.epochs=2", "schedule.milestones=[1]"]
 
 
@@ -88,7 +95,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Top-1 at equal cost on digits: selection methods vs controls.",
                                 add_help=add_help)
     p.add_argument("--suite", choices=("dar", "literature", "all"), default="all",
-                   help="dar: DaR and its controls; literature: InfoBatch, Selective Backprop, KAKURENBO "
+                   help="dar: DaR and its controls; literature: every registered method outside it (InfoBatch, ...) "
                         "against FLOPs-matched controls")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--methods", nargs="+", help="subset of the method names of the suite (default: all)")
@@ -243,7 +250,8 @@ def control_jobs(method: str, seed: int, work_root: Path, quick: bool) -> list[t
 
 
 def literature_suite(args: argparse.Namespace) -> int:
-    names = list(LITERATURE)
+    table_ = literature()
+    names = list(table_)
     unknown = sorted(set(args.methods or []) - set(names) - {"uniform"})
     if unknown:
         print(f"error: unknown method(s) {', '.join(unknown)}; choose from uniform, {', '.join(names)}",
@@ -255,7 +263,7 @@ def literature_suite(args: argparse.Namespace) -> int:
     extra = QUICK if args.quick else []
     work_root = Path(args.work_root)
     first = [("uniform", "tiny_digits_uniform.py", extra, s) for s in args.seeds]
-    first += [(m, LITERATURE[m], extra, s) for m in chosen for s in args.seeds]
+    first += [(m, table_[m], extra, s) for m in chosen for s in args.seeds]
     res: dict = {"args": vars(args), "machine": machine(), "methods": {}, "comparisons": []}
     for name, config, opts, _ in first[:: len(args.seeds)]:
         res["methods"][name] = {"config": config, "cfg_options": opts, "planned": planned_cost(config, opts)}
@@ -266,7 +274,7 @@ def literature_suite(args: argparse.Namespace) -> int:
             done = next(as_completed(pending))
             name, seed = pending.pop(done)
             runs[(name, seed)] = done.result()
-            if name in LITERATURE:
+            if name in table_:
                 for job in control_jobs(name, seed, work_root, args.quick):
                     res["methods"].setdefault(job[0], {"config": job[1], "cfg_options": "per seed: the method's cost",
                                                        "planned": None})

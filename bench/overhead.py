@@ -6,8 +6,9 @@
         --methods dar online selective_backprop infobatch --parts steps     # on a GPU (bench/gpu_check.sh)
 
 (a) DaR step / uniform step: the same step with the per-sample loss recording of ``DaRSampler``; with
-    ``--methods``, also Selective Backprop (selecting at every step: start 0, end 1, no interruption) and
-    InfoBatch (its per-step loss rescaling and recording) against uniform;
+    ``--methods`` any registered method (``--methods all``: every one), each with its defaults except where
+    they would not act at every step of the benchmark (``STEP_METHODS``: Selective Backprop selecting at
+    every step, KAKURENBO without warm-up) or need a budget (the equal-budget controls: half the data);
 (b) online step / uniform step for each scoring resolution r̂, next to the analytic
     1 + (b̄/b)(1/3)(r̂/r)² (``pretrain.cost.online_relative_cost_analytic``), with the scoring cost
     broken into its parts (downsampling, scoring forward, rank-and-draw, gathering the b images);
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import sys
 import tempfile
@@ -41,7 +43,7 @@ from dar_common.process_group import close_distributed, init_process_group
 from dar_common.workdir import atomic_path
 from pretrain.config import build_config
 from pretrain.env import Env
-from pretrain.methods import SelectionMethod, build_method
+from pretrain.methods import METHODS, SelectionMethod, build_method, load_all, method_class
 from pretrain.methods.base import RunInfo, StepInfo, StepRecord
 from pretrain.methods.online import online_relative_cost_analytic
 from pretrain.selection.dar import select_hardest
@@ -80,7 +82,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--selection-reps", type=int, default=3, help="repetitions of (c)")
     p.add_argument("--no-dist", action="store_true", help="skip the two-rank gloo measurement of (c)")
     p.add_argument("--parts", nargs="+", default=["steps", "selection"], choices=["steps", "selection"])
-    p.add_argument("--methods", nargs="+", default=["dar", "online"], choices=list(STEP_METHODS),
+    p.add_argument("--methods", nargs="+", default=["dar", "online"], choices=["all", *registered()],
                    help="the variants timed against uniform in (a)/(b)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the steps run")
     p.add_argument("--amp", default="none", choices=["none", "bf16"], help="autocast dtype of the training step")
@@ -106,7 +108,23 @@ STEP_METHODS = {
     "online": {"type": "online", "warmup_steps": 0, "cooldown_fraction": 0.0},  # + pool_size, score_resolution
     "selective_backprop": {"type": "selective_backprop", "start": 0.0, "end": 1.0, "keep": 0.5, "interrupt": 0},
     "infobatch": {"type": "infobatch", "prune_ratio": 0.5, "delta": 0.875},
+    "kakurenbo": {"type": "kakurenbo", "warmup_epochs": 0},
 }
+
+
+def registered() -> list[str]:
+    """Every registered method but uniform (the reference every variant is timed against)."""
+    load_all()
+    return [name for name in METHODS if name != "uniform"]
+
+
+def step_method(name: str) -> dict:
+    """The benchmark's settings of method ``name``: ``STEP_METHODS``'s, else its defaults (half the data for
+    a method that needs a budget)."""
+    if name in STEP_METHODS:
+        return STEP_METHODS[name]
+    keys = {f.name for f in dataclasses.fields(method_class(name).Params)}
+    return {"type": name, **({"budget": 0.5} if "budget" in keys else {})}
 
 
 def sync(device: torch.device) -> None:
@@ -161,7 +179,7 @@ class Harness:
         self.train_set, self.model = t.train_set, t.model
         online = {**STEP_METHODS["online"], "pool_size": args.pool_factor * args.batch_size}
         variants = {"uniform": {"type": "uniform"}}
-        variants.update({m: STEP_METHODS[m] for m in args.methods if m != "online"})
+        variants.update({m: step_method(m) for m in args.methods if m != "online"})
         if "online" in args.methods:
             variants.update({f"online_r{r}": {**online, "score_resolution": r} for r in args.resolutions})
         self.methods, self.streams = {}, {}
@@ -425,6 +443,8 @@ def report(res: dict, args: argparse.Namespace) -> str:
 def main(args: argparse.Namespace) -> int:
     if args.quick:
         apply_quick(args)
+    if "all" in args.methods:
+        args.methods = registered()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no GPU", file=sys.stderr)
         return 2

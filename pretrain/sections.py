@@ -49,8 +49,8 @@ def build_section(cls: type[S], values: Mapping[str, Any] | None, where: str, *c
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"{where} needs {', '.join(missing)}")
-    section = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
     try:
+        section = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
         section.validate(*context)  # type: ignore[attr-defined]
     except ConfigError:
         raise

@@ -59,3 +59,33 @@ def doc_layers(section: str) -> list[set[str]]:
 def test_architecture_doc_tables_are_the_contracts(section, contract):
     want = [{m.strip() for m in layer.split("|")} for layer in contracts()[contract]["layers"]]
     assert doc_layers(section) == want
+
+
+def test_every_tool_imports_its_own_checkout():
+    """tools/**/*.py put their checkout first on sys.path before importing a package of it, so a script runs
+    the tree it lives in, not whatever tree an installed copy points at."""
+    project = re.compile(r"^\s*(from|import) (dar_common|pretrain|transfer)\b", re.MULTILINE)
+    missing = []
+    for path in sorted((ROOT / "tools").rglob("*.py")):
+        text = path.read_text()
+        first = project.search(text)
+        if first is None:
+            continue
+        depth = len(path.relative_to(ROOT).parts) - 1
+        boot = text.find(f"sys.path.insert(0, str(Path(__file__).resolve().parents[{depth}]))")
+        if boot < 0 or boot > first.start():
+            missing.append(str(path.relative_to(ROOT)))
+    assert missing == []
+
+
+def test_a_tool_runs_the_checkout_it_lives_in(tmp_path):
+    """A copy of tools/train.py beside a copy of the packages lists that copy's methods."""
+    for part in ("tools", "dar_common", "pretrain"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "pretrain" / "methods" / "zz_only_here.py").write_text(
+        "from .base import SubsetMethod, register_method\n\n\n"
+        "@register_method('zz_only_here')\nclass OnlyHere(SubsetMethod):\n    \"\"\"Exists only in the copy.\"\"\"\n")
+    proc = subprocess.run([sys.executable, str(tmp_path / "tools" / "train.py"), "--list-methods"], cwd=tmp_path.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "zz_only_here" in proc.stdout

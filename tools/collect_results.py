@@ -13,7 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from transfer.study.results import collect, discover, to_csv, to_markdown, write_tables
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages first, not an installed copy's
+
+from transfer.study.results import collect, discover, to_csv, to_markdown, write_tables  # noqa: E402
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import torch
 
-from dar_common.workdir import atomic_save
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages first, not an installed copy's
+
+from dar_common.workdir import atomic_save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "tests" / "test_stack" / "goldens" / "mmcv_ops.pt"

@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from dar_common.workdir import atomic_dir
-from transfer.tinydata import generate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages first, not an installed copy's
+
+from dar_common.workdir import atomic_dir  # noqa: E402
+from transfer.tinydata import generate  # noqa: E402
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

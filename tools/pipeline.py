@@ -15,6 +15,9 @@ import argparse
 import shlex
 import sys
 import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages first, not an installed copy's
 
 # mmengine/mmpose import pkg_resources (setuptools<81 is pinned for it): the demo's output need not say so
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -73,6 +76,9 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     try:
         wall = runner.run()
     except StageFailed as e:
+        if e.preempted:  # checkpoint written; a rerun resumes the stage (--resume where it has a checkpoint)
+            print(f"preempted: {e}; rerun the same command to resume", file=sys.stderr)
+            return 75
         print(f"error: {e}", file=sys.stderr)
         if e.log is not None:
             print(tail(e.log, 25), file=sys.stderr)

@@ -7,8 +7,11 @@ See transfer/mm/cli.py and docs/transfer.md.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from transfer.mm.cli import get_test_parser, test_main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages first, not an installed copy's
+
+from transfer.mm.cli import get_test_parser, test_main  # noqa: E402
 
 get_args_parser = get_test_parser
 

@@ -236,8 +236,12 @@ class TrainerServices(Protocol):
 class MethodParams:
     """Base of a method's parameters: a frozen dataclass whose fields are its config keys, with defaults.
 
-    :meth:`from_config` rejects unknown keys (with a "did you mean"); a subclass checks values in
-    :meth:`validate`, raising ``ValueError`` or :class:`ConfigError` with one line naming the key.
+    One dataclass per method: when the pure rule in ``pretrain/selection/`` has its own parameters
+    dataclass (``InfoBatchParams``, ``KakurenboParams``, ...), that class is the method's ``Params``
+    itself (any frozen dataclass with ``validate(run)`` will do); this base is for methods without one.
+    :func:`build_method` builds either through ``pretrain.sections.build_section``: unknown keys are
+    rejected (with a "did you mean"); :meth:`validate` raises ``ValueError`` or :class:`ConfigError` with
+    one line naming the key.
     """
 
     @classmethod
@@ -273,9 +277,13 @@ class SelectionMethod:
     """
 
     name: ClassVar[str] = ""
-    Params: ClassVar[type[MethodParams]] = NoParams
+    Params: ClassVar[type] = NoParams  # a frozen dataclass of the config keys with ``validate(run)``
+    # True when the method's state crosses ranks: records gathered from every rank (a loss table), or
+    # per-rank state (generators, pools). Such a method gets 2-rank kill/resume coverage in CI
+    # (tests/test_reliability/test_interrupt.py); the others run there under ``-m extended``.
+    has_cross_rank_state: ClassVar[bool] = False
 
-    def __init__(self, params: MethodParams, run: RunInfo) -> None:
+    def __init__(self, params: Any, run: RunInfo) -> None:
         self.params, self.run = params, run
         self.services: TrainerServices | None = None
 
@@ -442,4 +450,4 @@ def build_method(method: Mapping[str, Any], run: RunInfo) -> SelectionMethod:
         raise ConfigError(f"schedule.epochs must be a positive integer, got {run.epochs!r}")
     cls = method_class(method.get("type"))
     values = {k: v for k, v in method.items() if k != "type"}
-    return cls(cls.Params.from_config(values, f"method {cls.name!r}", run), run)
+    return cls(build_section(cls.Params, {k: _plain(v) for k, v in values.items()}, f"method {cls.name!r}", run), run)

@@ -70,6 +70,7 @@ class DropAndRefresh(SubsetMethod):
     """Drop-and-Refresh: every I epochs keep the hardest p of the subset (by training loss); refresh at R."""
 
     Params = DaRConfig
+    has_cross_rank_state = True  # the loss table gathered from every rank
     mode = "loss"
 
     def plan(self) -> Plan:

@@ -7,8 +7,8 @@ trained). At the end of epoch e, if epoch e+1 prunes (``e+1 <= ceil(delta * E)``
 every sample not well-learned plus a random ``floor((1 - r)|L|)`` of the well-learned L, those with
 loss weight ``1 / (1 - r)``; the trainer trains on ``mean(w_i * l_i)``. Afterwards: all data, weight 1.
 
-Distributed: each rank records its own batches; at the end of an epoch (and in ``state_dict``) the
-records are all-gathered with int64 indices and float32 losses (whatever the loss dtype: the official
+Distributed: each rank records its own batches in the one loss table (``pretrain.selection.loss_table``);
+at the end of an epoch (and in ``state_dict``) the records are all-gathered with int64 indices and float32 losses (whatever the loss dtype: the official
 code casts indices to the loss dtype, which under bf16 rounds every index above 256), the padding
 repeats of ``DistributedSampler``-style sharding resolve to the genuine record (the first in rank
 order), and every rank draws the same subset from the same generator state (checked after each epoch).
@@ -18,18 +18,16 @@ uninterrupted run draws.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..selection.distributed import gather_records, scatter_into_table
 from ..selection.infobatch import InfoBatchParams, cost_bound, infobatch_select, prunes, pruning_epochs
+from ..selection.loss_table import LossTable, keep_latest
 from ..selection.samplers import derive_seed
 from .base import (
     Batch,
     EpochResult,
-    MethodParams,
     Plan,
     RunInfo,
     StepInfo,
@@ -40,41 +38,25 @@ from .base import (
 )
 
 
-@dataclass(frozen=True)
-class InfoBatchConfig(MethodParams):
-    """``method=dict(type='infobatch', prune_ratio=0.5, delta=0.875)`` (the paper's values)."""
-
-    prune_ratio: float = 0.5
-    delta: float = 0.875
-
-    def core(self) -> InfoBatchParams:
-        return InfoBatchParams(prune_ratio=self.prune_ratio, delta=self.delta)
-
-    def validate(self, run: RunInfo | None) -> None:
-        self.core()
-
-
 @register_method("infobatch")
 class InfoBatch(SubsetMethod):
     """InfoBatch: each epoch prune r of the samples whose last loss is below the mean, weight the rest of them 1/(1-r)."""
 
-    Params = InfoBatchConfig
+    Params = InfoBatchParams  # the pure rule's parameters are the config keys
+    has_cross_rank_state = True  # the loss table gathered from every rank
 
-    def __init__(self, params: InfoBatchConfig, run: RunInfo) -> None:
+    def __init__(self, params: InfoBatchParams, run: RunInfo) -> None:
         super().__init__(params, run)
-        self.core = params.core()
         n = run.num_samples
         self.scores = torch.full((n,), math.nan, dtype=torch.float32)  # last training loss per sample
         self.weights = torch.ones(n, dtype=torch.float32)  # loss weights of the epoch in progress
         self.weighted = False  # whether any weight of this epoch differs from 1
         self.generator = torch.Generator().manual_seed(derive_seed(run.seed, "infobatch"))
-        self._epoch_losses = torch.full((n,), math.nan, dtype=torch.float32)  # this epoch's synced records
-        self._buf_idx: list[torch.Tensor] = []
-        self._buf_loss: list[torch.Tensor] = []
+        self.losses = LossTable(n)  # this epoch's records, all ranks
 
     def plan(self) -> Plan:
-        sizes, _ = cost_bound(self.run.num_samples, self.run.epochs, self.core)
-        last = pruning_epochs(self.run.epochs, self.core.delta)
+        sizes, _ = cost_bound(self.run.num_samples, self.run.epochs, self.params)
+        last = pruning_epochs(self.run.epochs, self.params.delta)
         span = f"epochs 2-{last}" if last >= 2 else "no epoch"
         note = (f"InfoBatch prunes in {span} (epoch 1 has no losses yet); the bound assumes all samples but one "
                 "below the mean loss each time")
@@ -86,25 +68,13 @@ class InfoBatch(SubsetMethod):
         return batch
 
     def record(self, record: StepRecord) -> None:
-        self._buf_idx.append(record.indices.detach().to("cpu", torch.int64).reshape(-1))
-        self._buf_loss.append(record.losses.detach().reshape(-1).to("cpu", torch.float32))
-
-    def sync(self) -> None:
-        """All ranks' buffered records into this epoch's loss table (collective)."""
-        idx = torch.cat(self._buf_idx) if self._buf_idx else torch.empty(0, dtype=torch.int64)
-        loss = torch.cat(self._buf_loss) if self._buf_loss else torch.empty(0, dtype=torch.float32)
-        all_idx, all_loss = gather_records(idx, loss)
-        scatter_into_table(self._epoch_losses, all_idx, all_loss)  # first record wins: padding repeats lose
-        self._buf_idx, self._buf_loss = [], []
+        self.losses.record(record.indices, record.losses)
 
     def end_epoch(self, epoch: int) -> EpochResult:
-        self.sync()
-        seen = ~torch.isnan(self._epoch_losses)
-        self.scores[seen] = self._epoch_losses[seen]
-        self._epoch_losses.fill_(math.nan)
+        keep_latest(self.scores, self.losses.collect()["loss"])
         n, log = self.run.num_samples, {}
-        if epoch < self.run.epochs and prunes(epoch + 1, self.run.epochs, self.core.delta):
-            sel = infobatch_select(self.scores, self.core.prune_ratio, self.generator)
+        if epoch < self.run.epochs and prunes(epoch + 1, self.run.epochs, self.params.delta):
+            sel = infobatch_select(self.scores, self.params.prune_ratio, self.generator)
             self.sampler.subset = sel.kept
             self.weights = sel.weight_table(n)
             self.weighted = bool((sel.weights != 1).any())
@@ -117,20 +87,18 @@ class InfoBatch(SubsetMethod):
         return EpochResult(log=log)
 
     def state_dict(self) -> dict[str, Any]:  # collective: syncs this epoch's records first
-        self.sync()
-        return {**super().state_dict(), "params": {"prune_ratio": self.core.prune_ratio, "delta": self.core.delta},
-                "scores": self.scores.clone(), "epoch_losses": self._epoch_losses.clone(),
+        return {**super().state_dict(), "params": {"prune_ratio": self.params.prune_ratio, "delta": self.params.delta},
+                "scores": self.scores.clone(), "losses": self.losses.state_dict(),
                 "weights": self.weights.clone(), "weighted": self.weighted,
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        mine = {"prune_ratio": self.core.prune_ratio, "delta": self.core.delta}
+        mine = {"prune_ratio": self.params.prune_ratio, "delta": self.params.delta}
         if dict(state["params"]) != mine:
             raise ValueError(f"InfoBatch state is from other settings ({dict(state['params'])} vs {mine})")
         super().load_state_dict(state)
         self.scores = state["scores"].to(torch.float32).clone()
-        self._epoch_losses = state["epoch_losses"].to(torch.float32).clone()
+        self.losses.load_state_dict(state["losses"])
         self.weights = state["weights"].to(torch.float32).clone()
         self.weighted = bool(state["weighted"])
         self.generator.set_state(state["generator"])
-        self._buf_idx, self._buf_loss = [], []

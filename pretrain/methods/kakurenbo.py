@@ -5,8 +5,8 @@ milestones=(1/3, 2/3, 8/9), factors=(1.0, 0.8, 0.6, 0.4))``.
 
 Three tables hold each sample's loss, correctness and confidence (max softmax probability) at its last
 forward: the training forward for trained samples, the refresh pass for hidden ones. At the end of
-epoch e < E: (1) all ranks' records are gathered (int64 indices; padding repeats resolve to the genuine,
-first record); (2) a forward-only pass over the samples hidden in e (``TrainerServices.forward_samples``:
+epoch e < E: (1) all ranks' records are gathered (the loss table, ``pretrain.selection.loss_table``: int64
+indices; padding repeats resolve to the genuine, first record); (2) a forward-only pass over the samples hidden in e (``TrainerServices.forward_samples``:
 the epoch's training transform, BatchNorm on batch statistics like the training forward, every model
 state restored; each rank forwards a share and all get all results; counted in the cost) refreshes
 their entries; (3) the next epoch hides, among the ``floor(F_e N)`` lowest losses, those predicted
@@ -16,13 +16,11 @@ The tables and the hidden set are checkpointed, so a resume, also mid-epoch, con
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..cost import TRAIN_FLOPS_PER_FORWARD
-from ..selection.distributed import gather_records, scatter_into_table
 from ..selection.kakurenbo import (
     KakurenboParams,
     cost_bound,
@@ -31,9 +29,9 @@ from ..selection.kakurenbo import (
     lr_factor,
     prediction_stats,
 )
+from ..selection.loss_table import LossTable, keep_latest
 from .base import (
     EpochResult,
-    MethodParams,
     Plan,
     RunInfo,
     StepRecord,
@@ -42,25 +40,6 @@ from .base import (
     same_on_all_ranks,
 )
 
-
-@dataclass(frozen=True)
-class KakurenboConfig(MethodParams):
-    """``method=dict(type='kakurenbo', max_fraction=0.3, tau=0.7, warmup_epochs=5, milestones=..., factors=...)``."""
-
-    max_fraction: float = 0.3
-    tau: float = 0.7
-    warmup_epochs: int = 5
-    milestones: tuple[float, ...] = (1 / 3, 2 / 3, 8 / 9)
-    factors: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4)
-
-    def core(self) -> KakurenboParams:
-        return KakurenboParams(max_fraction=self.max_fraction, tau=self.tau, warmup_epochs=self.warmup_epochs,
-                               milestones=tuple(self.milestones), factors=tuple(self.factors))
-
-    def validate(self, run: RunInfo | None) -> None:
-        self.core()
-
-
 RECORDED = ("loss", "correct", "confidence", "label")  # per sample, at its last forward
 
 
@@ -68,36 +47,34 @@ RECORDED = ("loss", "correct", "confidence", "label")  # per sample, at its last
 class Kakurenbo(SubsetMethod):
     """KAKURENBO: each epoch hide the lowest-loss samples predicted correctly with confidence >= tau (at most F), LR x 1/(1-F)."""
 
-    Params = KakurenboConfig
+    Params = KakurenboParams  # the pure rule's parameters are the config keys
+    has_cross_rank_state = True  # the record tables gathered from every rank, the refresh pass shared out
 
-    def __init__(self, params: KakurenboConfig, run: RunInfo) -> None:
+    def __init__(self, params: KakurenboParams, run: RunInfo) -> None:
         super().__init__(params, run)
-        self.core = params.core()
         # float32 tables, NaN = no forward yet: loss, correctness (0/1), confidence, label (class index)
         self.tables = self._empty_tables()
         self.hidden = torch.empty(0, dtype=torch.int64)  # hidden in the epoch in progress
-        self._epoch = self._empty_tables()  # this epoch's synced training records
-        self._buf: list[tuple[torch.Tensor, torch.Tensor]] = []  # (indices, values[n, 4]) per step
+        self.records = LossTable(run.num_samples, RECORDED)  # this epoch's training records, all ranks
 
     def _empty_tables(self) -> dict[str, torch.Tensor]:
         return {k: torch.full((self.run.num_samples,), math.nan, dtype=torch.float32) for k in RECORDED}
 
     def plan(self) -> Plan:
         run = self.run
-        trained, refreshed = cost_bound(run.num_samples, run.epochs, self.core)
+        trained, refreshed = cost_bound(run.num_samples, run.epochs, self.params)
         flops = (sum(trained) + sum(refreshed) / TRAIN_FLOPS_PER_FORWARD) / (run.epochs * run.num_samples)
-        factors = sorted({round(lr_factor(e, run.epochs, self.core), 4) for e in range(1, run.epochs + 1)})
+        factors = sorted({round(lr_factor(e, run.epochs, self.params), 4) for e in range(1, run.epochs + 1)})
         note = (f"KAKURENBO hides at most F_e of the data per epoch and refreshes the hidden samples with a "
                 f"forward pass (counted in FLOPs); LR factors 1/(1-F_e): {', '.join(map(str, factors))}")
         return Plan(self.name, run.epochs, run.epochs, tuple(trained), run.num_samples, flops, bound="at least",
                     notes=(note,))
 
     def lr_factor(self, epoch: int) -> float:
-        return lr_factor(epoch, self.run.epochs, self.core)
+        return lr_factor(epoch, self.run.epochs, self.params)
 
     def record(self, record: StepRecord) -> None:
-        self._buf.append((record.indices.detach().to("cpu", torch.int64).reshape(-1),
-                          self._values(record.losses, record.logits, record.targets)))
+        self.records.record(record.indices, *self._values(record.losses, record.logits, record.targets).unbind(1))
 
     @staticmethod
     def _values(losses: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -106,15 +83,6 @@ class Kakurenbo(SubsetMethod):
         labels = (targets.argmax(dim=1) if targets.dim() == 2 else targets).detach().cpu()
         return torch.stack([losses.detach().reshape(-1).to("cpu", torch.float32), correct.to(torch.float32),
                             confidence.to(torch.float32), labels.to(torch.float32)], dim=1)
-
-    def sync(self) -> None:
-        """All ranks' buffered records into this epoch's tables (collective; the first record of an index wins)."""
-        idx = torch.cat([b[0] for b in self._buf]) if self._buf else torch.empty(0, dtype=torch.int64)
-        values = torch.cat([b[1] for b in self._buf]) if self._buf else torch.empty(0, len(RECORDED))
-        for column, key in enumerate(RECORDED):
-            all_idx, all_values = gather_records(idx, values[:, column])
-            scatter_into_table(self._epoch[key], all_idx, all_values)
-        self._buf = []
 
     def refresh(self) -> int:
         """The forward-only pass over this epoch's hidden samples; returns how many it forwarded (collective)."""
@@ -129,17 +97,15 @@ class Kakurenbo(SubsetMethod):
         return int(hidden.numel())
 
     def end_epoch(self, epoch: int) -> EpochResult:
-        self.sync()
-        seen = ~torch.isnan(self._epoch["loss"])
+        epoch_tables = self.records.collect()
         for key in RECORDED:
-            self.tables[key][seen] = self._epoch[key][seen]
-            self._epoch[key].fill_(math.nan)
+            keep_latest(self.tables[key], epoch_tables[key])
         last = epoch == self.run.epochs
         refreshed = 0 if last else self.refresh()  # after the last epoch nothing is selected any more
         if not last:
-            f = hidden_fraction(epoch + 1, self.run.epochs, self.core)
+            f = hidden_fraction(epoch + 1, self.run.epochs, self.params)
             t = self.tables
-            self.hidden = hide_set(t["loss"], t["correct"] > 0.5, t["confidence"], f, self.core.tau)
+            self.hidden = hide_set(t["loss"], t["correct"] > 0.5, t["confidence"], f, self.params.tau)
         else:
             self.hidden = torch.empty(0, dtype=torch.int64)
         keep = torch.ones(self.run.num_samples, dtype=torch.bool)
@@ -150,10 +116,8 @@ class Kakurenbo(SubsetMethod):
                                 "next_hidden": int(self.hidden.numel())})
 
     def state_dict(self) -> dict[str, Any]:  # collective: syncs this epoch's records first
-        self.sync()
         return {**super().state_dict(), "params": self._settings(), "hidden": self.hidden.clone(),
-                "tables": {k: v.clone() for k, v in self.tables.items()},
-                "epoch_tables": {k: v.clone() for k, v in self._epoch.items()}}
+                "tables": {k: v.clone() for k, v in self.tables.items()}, "records": self.records.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if dict(state["params"]) != self._settings():
@@ -161,10 +125,9 @@ class Kakurenbo(SubsetMethod):
         super().load_state_dict(state)
         self.hidden = state["hidden"].to(torch.int64).clone()
         self.tables = {k: state["tables"][k].to(torch.float32).clone() for k in RECORDED}
-        self._epoch = {k: state["epoch_tables"][k].to(torch.float32).clone() for k in RECORDED}
-        self._buf = []
+        self.records.load_state_dict(state["records"])
 
     def _settings(self) -> dict[str, Any]:
-        c = self.core
+        c = self.params
         return {"max_fraction": c.max_fraction, "tau": c.tau, "warmup_epochs": c.warmup_epochs,
                 "milestones": tuple(c.milestones), "factors": tuple(c.factors)}

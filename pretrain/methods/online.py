@@ -94,6 +94,7 @@ class OnlineSelection(SelectionMethod):
     """Per step, score a pool of b̄ at low resolution (state untouched) and train on b drawn ∝ rank^beta."""
 
     Params = OnlineConfig
+    has_cross_rank_state = True  # per-rank pools and draws
 
     def __init__(self, params: OnlineConfig, run: RunInfo) -> None:
         super().__init__(params, run)

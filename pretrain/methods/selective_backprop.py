@@ -17,7 +17,6 @@ resume, also mid-epoch, makes the same draws (a mid-epoch resume needs the same 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,7 +36,6 @@ from .base import (
     Batch,
     EpochStats,
     EpochTotals,
-    MethodParams,
     Plan,
     RunInfo,
     StepInfo,
@@ -46,34 +44,16 @@ from .base import (
 )
 
 
-@dataclass(frozen=True)
-class SelectiveBackpropConfig(MethodParams):
-    """``method=dict(type='selective_backprop', start=0.5, end=0.9, keep=0.5, scale_factor=1.0, interrupt=2)``."""
-
-    start: float = 0.5
-    end: float = 0.9
-    keep: float = 0.5
-    scale_factor: float = 1.0
-    interrupt: int = 2
-
-    def core(self) -> SelectiveBackpropParams:
-        return SelectiveBackpropParams(start=self.start, end=self.end, keep=self.keep,
-                                       scale_factor=self.scale_factor, interrupt=self.interrupt)
-
-    def validate(self, run: RunInfo | None) -> None:
-        self.core()
-
-
 @register_method("selective_backprop")
 class SelectiveBackprop(SubsetMethod):
     """Selective Backprop (Composer): from start to end of training, score each batch and train on keep of it, drawn toward high loss."""
 
-    Params = SelectiveBackpropConfig
+    Params = SelectiveBackpropParams  # the pure rule's parameters are the config keys
+    has_cross_rank_state = True  # a generator per rank
 
-    def __init__(self, params: SelectiveBackpropConfig, run: RunInfo) -> None:
+    def __init__(self, params: SelectiveBackpropParams, run: RunInfo) -> None:
         super().__init__(params, run)
-        self.core = params.core()
-        self.resolution = score_resolution(run.img_size, self.core.scale_factor)
+        self.resolution = score_resolution(run.img_size, self.params.scale_factor)
         self.per_rank = math.ceil(run.num_samples / run.world_size)  # a full-data epoch's shard, padded
         self.generator = torch.Generator().manual_seed(derive_seed(run.seed, f"selective_backprop/{run.rank}"))
 
@@ -86,12 +66,12 @@ class SelectiveBackprop(SubsetMethod):
 
     def _keeps(self, step: int, total: int, batch_in_epoch: int, n: int) -> int | None:
         """Samples kept of a batch of ``n`` at this step, or None when it trains in full."""
-        if not selects(step, total, batch_in_epoch, self.core):
+        if not selects(step, total, batch_in_epoch, self.params):
             return None
         return self._kept(n)
 
     def _kept(self, n: int) -> int | None:
-        k = kept_count(n, self.core.keep)
+        k = kept_count(n, self.params.keep)
         return k if k >= 2 else None
 
     def plan(self) -> Plan:
@@ -104,7 +84,7 @@ class SelectiveBackprop(SubsetMethod):
         body_k, last_k = self._kept(body_n), self._kept(last_n)
         trained, scored = [], 0
         for e in range(run.epochs):
-            body, last = selecting_batches(e, steps, total, self.core)
+            body, last = selecting_batches(e, steps, total, self.params)
             dropped = 0
             if body_k is not None:
                 dropped += body * (body_n - body_k)
@@ -126,7 +106,7 @@ class SelectiveBackprop(SubsetMethod):
             return batch
         losses = score_losses(self.services.model, batch.images, batch.targets, self.resolution)
         self.services.count_forwards(self.resolution, n)
-        return batch.take(select_by_loss(losses, self.core.keep, self.generator))
+        return batch.take(select_by_loss(losses, self.params.keep, self.generator))
 
     def epoch_stats(self, epoch: int, totals: EpochTotals) -> EpochStats:
         # all ranks trained totals.trained, the sharding's padding repeats included: take those out

@@ -51,7 +51,7 @@ class InfoBatchParams:
     def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self) -> None:
+    def validate(self, run: object = None) -> None:
         """Raise ``ValueError`` with one line naming the first bad parameter."""
         r, d = self.prune_ratio, self.delta
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:

@@ -62,7 +62,7 @@ class KakurenboParams:
         object.__setattr__(self, "factors", tuple(self.factors))
         self.validate()
 
-    def validate(self) -> None:
+    def validate(self, run: object = None) -> None:
         """Raise ``ValueError`` with one line naming the first bad parameter."""
         if not _fraction_in(self.max_fraction, 0, 1, closed_low=True):
             raise ValueError(f"method.max_fraction (KAKURENBO's F) must be in [0, 1), got {self.max_fraction!r}")

@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import Sampler
 
 from .dar import DaRParams, DaRState, dar_transition, initial_state, select_hardest, select_random
-from .distributed import gather_ints, gather_records, scatter_into_table, world_info
+from .distributed import gather_ints, world_info
+from .loss_table import LossTable
 
 __all__ = [
     "DaRSampler",
@@ -179,7 +180,8 @@ class DaRSampler(SubsetSampler):
     loader) and per-sample losses (any device, detached), in loader order. It checks that the indices
     are the next ones this sampler yielded and drops the padding positions (the tail of each rank's
     shard), so a padded duplicate is never counted twice and every index keeps the loss from its
-    genuine position, exactly as in a single process. ``sync()``, ``end_epoch()`` and ``state_dict()``
+    genuine position, exactly as in a single process. The records go into the one loss table
+    (:class:`~pretrain.selection.loss_table.LossTable`). ``sync()``, ``end_epoch()`` and ``state_dict()``
     are collective: call them on every rank.
     """
 
@@ -194,9 +196,7 @@ class DaRSampler(SubsetSampler):
             raise ValueError(f"DaR mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
         self._dar = initial_state(self.params)
-        self._table = torch.full((self.num_samples,), math.nan, dtype=torch.float32)
-        self._buf_idx: list[torch.Tensor] = []
-        self._buf_loss: list[torch.Tensor] = []
+        self._losses = LossTable(self.num_samples)
         self._cursor = 0  # samples of this epoch trained on this rank (recorded or skipped by a resume)
         self._ended = True  # "epoch 0" needs no end_epoch
         self._drop_gen = torch.Generator().manual_seed(derive_seed(self.seed, "random_drop"))
@@ -204,7 +204,7 @@ class DaRSampler(SubsetSampler):
     @property
     def loss_table(self) -> torch.Tensor:
         """This epoch's synced losses (float32, NaN = not trained yet); call ``sync()`` first."""
-        return self._table
+        return self._losses.tables["loss"]
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -241,36 +241,27 @@ class DaRSampler(SubsetSampler):
         real = max(0, math.ceil((self.subset_size - self.rank) / self.num_replicas) - self._cursor)
         real = min(real, idx.numel())
         if real:
-            self._buf_idx.append(idx[:real])
-            self._buf_loss.append(losses[:real])
+            self._losses.record(idx[:real], losses[:real])
         self._cursor += idx.numel()
 
     def sync(self) -> None:
         """Merge every rank's buffered records into the loss table (collective)."""
-        if self._buf_idx:
-            idx = torch.cat(self._buf_idx)
-            loss = torch.cat([t.to(torch.float32).cpu() for t in self._buf_loss])
-        else:
-            idx, loss = torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.float32)
-        all_idx, all_loss = gather_records(idx, loss)
-        scatter_into_table(self._table, all_idx, all_loss)
-        self._buf_idx, self._buf_loss = [], []
+        self._losses.sync()
 
     def end_epoch(self, epoch: int) -> dict[str, Any]:
         """Sync, apply the DaR rule after ``epoch`` and move to the new subset (collective)."""
         if epoch != self.epoch or self._ended:
             raise RuntimeError(f"end_epoch({epoch}) but the epoch in progress is {self.epoch} (ended={self._ended})")
-        self.sync()
-        losses = self._table.numpy().copy()
+        table = self._losses.collect()["loss"]
+        losses = table.numpy().copy()
         self._dar, drop, refresh = dar_transition(self._dar, epoch, self.params)
         if drop:
             if self.mode == "loss":
-                self.subset = select_hardest(self._subset, self._table[self._subset], self.params.keep)
+                self.subset = select_hardest(self._subset, table[self._subset], self.params.keep)
             else:
                 self.subset = select_random(self._subset, self.params.keep, self._drop_gen)
         if refresh:
             self.subset = torch.arange(self.num_samples, dtype=torch.int64)
-        self._table.fill_(math.nan)
         self._ended = True
         kept = np.zeros(self.num_samples, dtype=bool)
         kept[self._subset.numpy()] = True
@@ -290,7 +281,7 @@ class DaRSampler(SubsetSampler):
             "t_prev": self._dar.t_prev,
             "ended": self._ended,
             "position": self._cursor,
-            "loss_table": self._table.clone(),
+            "losses": self._losses.state_dict(),
             "drop_generator": self._drop_gen.get_state(),
         }
 
@@ -309,6 +300,5 @@ class DaRSampler(SubsetSampler):
         self._ended = bool(state["ended"])
         self._cursor = int(state["position"])
         self._start = 0 if self._ended else self._cursor  # an ended epoch restarts at the next set_epoch
-        self._table = state["loss_table"].to(torch.float32).clone()
-        self._buf_idx, self._buf_loss = [], []
+        self._losses.load_state_dict(state["losses"])
         self._drop_gen.set_state(state["drop_generator"])

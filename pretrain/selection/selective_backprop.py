@@ -65,7 +65,7 @@ class SelectiveBackpropParams:
     def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self) -> None:
+    def validate(self, run: object = None) -> None:
         """Raise ``ValueError`` with one line naming the first bad parameter."""
         if not _number(self.start) or not 0 <= self.start <= 1:
             raise ValueError(f"method.start (Selective Backprop) must be a fraction of training in [0, 1], got {self.start!r}")

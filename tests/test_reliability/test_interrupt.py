@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from helpers.harness import ROOT, kill_and_resume
+from mmengine.config import Config
+
+from pretrain.methods import method_class
 
 CONFIGS = sorted((ROOT / "configs" / "pretrain").glob("tiny_digits_*.py"))
 OPTIONS = ["data.batch_size=128"]  # 11 steps an epoch: 6 epochs in seconds, every seam still passed
@@ -50,12 +53,16 @@ def test_killed_and_preempted_then_resumed_is_bit_identical(config, references, 
     assert not report.stale_temporaries  # a kill inside a write leaves one; the resume removes it
 
 
+def _cross_rank(config: Path) -> bool:
+    """Whether this is the tiny config of a method that keeps state across ranks (its class's
+    ``has_cross_rank_state``): ``tiny_digits_<method>.py``, not a variant of it (e.g. ``..._mixup``)."""
+    method = Config.fromfile(str(config))["method"]["type"]
+    return config.stem == f"tiny_digits_{method}" and method_class(method).has_cross_rank_state
+
+
 # On 2 ranks CI covers the methods whose state crosses ranks (gathered loss/score tables, per-rank
 # generators); the plain subset samplers follow under ``-m extended`` (CI time).
-TWO_RANK_IN_CI = ("tiny_digits_dar", "tiny_digits_online", "tiny_digits_infobatch", "tiny_digits_kakurenbo",
-                  "tiny_digits_selective_backprop")
-TWO_RANK_CONFIGS = [c if c.stem in TWO_RANK_IN_CI else pytest.param(c, marks=pytest.mark.extended)
-                    for c in CONFIGS]
+TWO_RANK_CONFIGS = [c if _cross_rank(c) else pytest.param(c, marks=pytest.mark.extended) for c in CONFIGS]
 
 
 @pytest.mark.parametrize("config", TWO_RANK_CONFIGS, ids=lambda p: p.stem.removeprefix("tiny_digits_"))

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import torch
 
-import transfer  # noqa: F401  (first: on the lite stack it provides mmcv's ops)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's packages first, not an installed copy's
+
+import transfer  # noqa: E402, F401  (first: on the lite stack it provides mmcv's ops)
 
 TRANSFER_SCOPES = ("mmdet", "mmseg", "mmpose")
 

@@ -15,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from dar_common.workdir import LOG_FILE, atomic_path, read_jsonl
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's packages first, not an installed copy's
+
+from dar_common.workdir import LOG_FILE, atomic_path, read_jsonl  # noqa: E402
 
 PROBE_KEYS = ("knn_top1", "dense_miou")
 DEFAULT_KEYS = ("train_loss", "lr", "kept_fraction", "top1", "probe")
