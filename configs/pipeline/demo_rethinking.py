@@ -6,7 +6,7 @@
 #   fractions  Faster R-CNN and PSPNet on 10% and 100% of the tiny training images (data_fraction: a seeded
 #              subset, the same for every method and seed; fraction_schedule 'iterations': the same 60 steps),
 #   frozen     the same two recipes with every backbone stage frozen and BN in eval mode (frozen=True),
-#   probes     kNN and dense probes after every pre-training epoch, so the report can say whether the probe
+#   probes     kNN and dense probes after pre-training epochs 2, 4 and 6, so the report can say whether the probe
 #              (at the end, and at a quarter of pre-training) ranks the runs as fine-tuning does (Kendall's τ).
 #   Report: work_dirs/demo_rethinking/report.md opens with the Rethinking summary (Δ vs uniform at the first
 #   curve point and the end, 10% and 100% data, frozen and fine-tuned; ΔAP50 vs ΔAP75), then the curves and
@@ -27,9 +27,12 @@ transfer_methods = ['uniform', 'dar']
 scratch = True
 curve_points = 4
 subset_seed = 0  # which images each fraction keeps (nested: the 10% lie inside any larger fraction)
-# probes after every epoch (6): the quarter-of-pre-training probe is the one after epoch 2
-pretrain_cfg_options = {'runtime.checkpoint_interval': 3, 'data.type': 'imagefolder', 'probe.every': 1,
-                        'probe.tasks': ['knn', 'dense'], 'probe.dense.root': 'data/tiny/cityscapes'}
+# probes after epochs 2, 4 and 6: the quarter-of-pre-training probe is the one after epoch 2 (ceil(6/4));
+# no FLOP budget (the default 5% leaves the dense probe no training images at this size): probes cost what
+# they cost, on top of the pre-training
+pretrain_cfg_options = {'runtime.checkpoint_interval': 3, 'data.type': 'imagefolder', 'probe.every': 2,
+                        'probe.budget': None, 'probe.tasks': ['knn', 'dense'],
+                        'probe.dense.root': 'data/tiny/cityscapes'}
 _det = 'configs/transfer/faster-rcnn_r18_fpn_tiny.py'
 _seg = 'configs/transfer/pspnet_r18b-d8_tiny.py'
 tasks = [
