@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun, OpenMMLab style: one process per GPU, any config tools/train.py
 # takes (pre-training or transfer). torchrun runs through pretrain.torchrun, which exits 75 when the
-# ranks were preempted (checkpoint written; requeue and --resume) where torchrun itself exits 1.
+# ranks were preempted (checkpoint written; requeue and --resume; pre-training and fine-tuning alike)
+# where torchrun itself exits 1.
 #
 #   tools/dist_train.sh CONFIG GPUS [train.py args...]
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 tools/dist_train.sh CONFIG 8 [args...]   # on node 0

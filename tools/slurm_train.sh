@@ -7,7 +7,8 @@
 # From a login node this submits itself with sbatch --signal=USR1@300 --requeue (output:
 # WORK_DIR/slurm-<job>.out). In the job, srun runs tools/train.py --launcher slurm --resume (the newest
 # checkpoint of WORK_DIR, or a fresh start). A pre-training that gets the signal before the time limit
-# (or slurm's SIGTERM on preemption) writes a checkpoint and exits 75; the job then requeues itself
+# (or slurm's SIGTERM on preemption) writes a checkpoint and exits 75 (pre-training, and fine-tuning through
+# transfer/mm/resume.py's PreemptionHook); the job then requeues itself
 # (scontrol requeue) and resumes where it stopped. Inside salloc it runs srun in the foreground.
 # The command lines are built (and unit-tested) in pretrain/launch.py.
 set -euo pipefail

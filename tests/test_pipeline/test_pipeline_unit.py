@@ -215,7 +215,7 @@ def test_launch_commands_for_torchrun_and_slurm():
     env = {"NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1", "PORT": "29600"}
     tr = Launch.from_config(dict(launcher="pytorch", gpus=dict(default=8, seg=4)), env)
     cmd = tr.wrap(["tools/train.py", "cfg.py"], "seg", job="j")
-    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node=4" in cmd
+    assert cmd[1:3] == ["-m", "pretrain.torchrun"] and "--nproc_per_node=4" in cmd  # exit 75 passed on
     assert {"--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29600"} <= set(cmd)
     assert cmd[-4:] == ["tools/train.py", "cfg.py", "--launcher", "pytorch"] and not tr.is_main_node
     sl = Launch.from_config(dict(launcher="slurm", partition="gpu", gpus=16, srun_args=["--time=1:00:00"]), env)

@@ -120,7 +120,8 @@ class Launch:
             return [sys.executable, *tool_args]
         g = self.gpus_for(key, fallback)
         if self.launcher == "pytorch":
-            return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={self.nnodes}",
+            # torchrun itself exits 1 for any failed worker; this wrapper passes a preemption's 75 on
+            return [sys.executable, "-m", "pretrain.torchrun", f"--nnodes={self.nnodes}",
                     f"--node_rank={self.node_rank}", f"--master_addr={self.master_addr}", f"--nproc_per_node={g}",
                     f"--master_port={self.port}", *tool_args, "--launcher", "pytorch"]
         per_node = min(g, self.gpus_per_node)

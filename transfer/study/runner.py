@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from dar_common.exit_codes import PREEMPTED_EXIT_CODE
 from dar_common.workdir import METRICS_FILE, atomic_write_json, latest_checkpoint
 from pretrain.publish import PublishError, publish
 
@@ -48,6 +49,8 @@ class StageFailed(RuntimeError):
     def __init__(self, stage: Stage, message: str, log: Path | None = None):
         super().__init__(message)
         self.stage, self.log = stage, log
+        # the stage's process (or its ranks) exited 75: stopped by a preemption signal after a checkpoint
+        self.preempted = f"(exit {PREEMPTED_EXIT_CODE})" in message
 
 
 def label(stage: Stage) -> str:
