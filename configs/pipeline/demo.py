@@ -25,7 +25,9 @@
 #          Rerunning resumes; --dry-run lists the stages; --jobs 1 runs one stage at a time.
 # Cost (idle 2-core CPU, measured): 73 stages -- 6 pre-trainings (~35-48 s each), 30 fine-tune+test runs
 #   (~25-45 s each on one core) -- two at a time: `make demo` ~12-13 min wall (one at a time on both cores:
-#   19 min). --quick: 1 seed, 6 iterations per fine-tuning, no scratch. A rerun only rebuilds the report.
+#   19 min), measured before the fine-tuning curves: curve_points=4 adds 4 validations on the 50 val images
+#   per fine-tuning (issue 17), not yet measured on an idle machine. --quick: 1 seed, 6 iterations per
+#   fine-tuning (2 curve points), no scratch. A rerun only rebuilds the report.
 # What the numbers say: README.md quotes the report of a fresh `make demo`.
 report_dir = 'work_dirs/demo'
 launch = dict(jobs=2)  # two stages at once, one core each (--jobs 1: one at a time, on both cores)
