@@ -7,8 +7,9 @@ Three tables hold each sample's loss, correctness and confidence (max softmax pr
 forward: the training forward for trained samples, the refresh pass for hidden ones. At the end of
 epoch e < E: (1) all ranks' records are gathered (the loss table, ``pretrain.selection.loss_table``: int64
 indices; padding repeats resolve to the genuine, first record); (2) a forward-only pass over the samples hidden in e (``TrainerServices.forward_samples``:
-the epoch's training transform, BatchNorm on batch statistics like the training forward, every model
-state restored; each rank forwards a share and all get all results; counted in the cost) refreshes
+the epoch's training transform, eval mode -- BatchNorm on its running statistics, so a sample's result
+does not depend on how the hidden set is batched or sharded --, every model state restored; each rank
+forwards a share and all get all results; counted in the cost) refreshes
 their entries; (3) the next epoch hides, among the ``floor(F_e N)`` lowest losses, those predicted
 correctly with confidence >= tau. Each epoch's learning rates are multiplied by ``1 / (1 - F_e)``.
 The tables and the hidden set are checkpointed, so a resume, also mid-epoch, continues exactly.

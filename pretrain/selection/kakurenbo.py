@@ -131,8 +131,10 @@ def hide_set(
     Candidates are the ``floor(fraction * N)`` lowest losses among the scored samples (N the whole
     table; equal losses: the lower index first, so exactly that many candidates, never more); a
     candidate is hidden when it was predicted correctly with confidence >= tau at its last forward,
-    and "moved back" to training otherwise. The official code takes every loss <= the k-th smallest,
-    so ties at the threshold can exceed F.
+    and "moved back" to training otherwise. The official training scripts also walk exactly
+    ``int(F * N)`` samples of ``torch.sort``'s ascending order (an unstable sort: equal losses in any
+    order); only their timing harness (``*.per.py``, which returns before training) takes every loss
+    ``<=`` the k-th smallest, which can exceed F on ties.
     """
     n = losses.numel()
     if losses.dim() != 1 or correct.shape != losses.shape or confidence.shape != losses.shape:
