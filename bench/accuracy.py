@@ -1,6 +1,6 @@
 """Accuracy at equal cost on the shipped real dataset (scikit-learn digits): selection methods against controls.
 
-    python bench/accuracy.py --suite literature   # every other registered method (InfoBatch, ...) x 5 seeds
+    python bench/accuracy.py --suite literature   # every other registered method (InfoBatch, IES, ...) x 5 seeds
     python bench/accuracy.py --suite dar          # DaR and its controls, online (10 methods x 5 seeds)
     python bench/accuracy.py                      # both suites
     python bench/accuracy.py --quick              # a few runs of 2 epochs: checks that it runs (~1-2 min)
@@ -15,12 +15,14 @@ online selection at equal steps. The DaR parameters for those costs on 6 epochs 
 picked with ``plan_subset_sizes`` and are checked here with the CLI's ``--dry-run`` code path.
 
 ``literature`` suite, at matched FLOPs (selection passes included): uniform 100 %; each method at the
-cost it achieves (its subsets depend on the losses); then, per method and per seed, two controls that
-spend that same run's FLOPs: ``random_drop`` with the method's achieved per-epoch FLOPs as its per-epoch
-kept fractions (the same cost profile, samples drawn blindly), and ``shortened`` (uniform training for
-round(6 x cost) epochs: whole epochs only, so its cost is the nearest multiple of 1/6 -- the table shows
-each control's own FLOPs). Paired per-seed differences with a 95 % t confidence interval and a paired
-t-test.
+cost it achieves (its subsets depend on the losses); then, per method and per seed, three controls that
+spend that same run's FLOPs: ``rs2`` (RS2 without replacement, the strongest random control: the control
+column every method is judged against) and ``random_drop``, both with the method's achieved per-epoch FLOPs
+as their per-epoch kept fractions (the same cost profile, samples drawn blindly; RS2's subsets cover the
+data evenly, random_drop's are independent draws), and ``shortened`` (uniform training for round(6 x cost)
+epochs: whole epochs only, so its cost is the nearest multiple of 1/6 -- the table shows each control's
+own FLOPs). Paired per-seed differences with a 95 % t confidence interval and a paired t-test; the verdict
+table puts every method against RS2 first.
 
 Finished runs (a ``summary`` line in their log) are reused; ``--force`` retrains them.
 """
@@ -77,7 +79,8 @@ def methods(quick: bool = False) -> dict[str, tuple[str, list[str]]]:
 
 
 # the DaR suite's methods and the controls (built per seed from a literature method's achieved cost)
-NOT_LITERATURE = ("uniform", "dar", "dar_random", "shortened", "fixed_subset", "online", "random_drop")
+NOT_LITERATURE = ("uniform", "dar", "dar_random", "shortened", "fixed_subset", "online", "random_drop", "rs2")
+CONTROLS = ("rs2", "random", "shortened")  # per method: <method>-<control>, RS2 first (the control column)
 
 
 def literature() -> dict[str, str]:
@@ -239,11 +242,13 @@ def selection_flops(line: dict, per_sample: float) -> float:
 
 
 def control_jobs(method: str, seed: int, work_root: Path, quick: bool) -> list[tuple[str, str, list[str], int]]:
-    """The random-drop and shortened controls of one finished method run, at that run's FLOPs."""
+    """The RS2, random-drop and shortened controls of one finished method run, at that run's FLOPs."""
     fractions, cost = achieved_profile(work_root / f"{method}_s{seed}")
     fixed = [f"{min(1.0, f):.6f}" for f in fractions]  # a method never spends more than a full epoch here
     extra = QUICK if quick else []
-    return [(f"{method}-random", "tiny_digits_random_drop.py",
+    return [(f"{method}-rs2", "tiny_digits_rs2.py",
+             extra + ["method.budget=None", f"method.fractions=[{','.join(fixed)}]"], seed),
+            (f"{method}-random", "tiny_digits_random_drop.py",
              extra + ["method.budget=None", f"method.fractions=[{','.join(fixed)}]"], seed),
             (f"{method}-shortened", "tiny_digits_shortened.py",
              extra + ["method.match=None", f"method.budget={min(1.0, cost):.6f}"], seed)]
@@ -258,7 +263,7 @@ def literature_suite(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     chosen = [m for m in names if not args.methods or m in args.methods]
-    if args.quick:
+    if args.quick and not args.methods:
         chosen = chosen[:1]
     extra = QUICK if args.quick else []
     work_root = Path(args.work_root)
@@ -279,7 +284,7 @@ def literature_suite(args: argparse.Namespace) -> int:
                     res["methods"].setdefault(job[0], {"config": job[1], "cfg_options": "per seed: the method's cost",
                                                        "planned": None})
                     pending[pool.submit(train, job[0], job[1], job[2], job[3], work_root, args.force)] = (job[0], seed)
-    order = ["uniform"] + [n for m in chosen for n in (m, f"{m}-random", f"{m}-shortened")]
+    order = ["uniform"] + [n for m in chosen for n in (m, *(f"{m}-{c}" for c in CONTROLS))]
     res["methods"] = {n: res["methods"][n] for n in order}
     for name in order:
         got = [runs[(name, s)] for s in args.seeds]
@@ -303,12 +308,30 @@ def literature_report(res: dict, chosen: list[str]) -> str:
                      f"{m:.2f} ± {s:.2f}", " ".join(f"{x:.1f}" for x in r["top1"])])
     lines = [table(["run", "planned (--dry-run; bound for loss-driven)", "trained samples", "FLOPs mean (range)",
                     "top-1 % mean ± std", "per seed"], rows), ""]
+    verdict = []
     for m in chosen:
-        for ctrl in (f"{m}-random", f"{m}-shortened", "uniform"):
+        row = [m, f"{100 * np.mean(ms[m]['cost_flops']):.1f}%", f"{np.mean(ms[m]['top1']):.2f}"]
+        for ctrl in (*(f"{m}-{c}" for c in CONTROLS), "uniform"):
             text = paired(ms[m]["top1"], ms[ctrl]["top1"])
             res["comparisons"].append({"method": m, "control": ctrl, "result": text})
             lines.append(f"{m} - {ctrl}: {text} top-1 points (paired by seed)")
+            row.append(short_paired(ms[m]["top1"], ms[ctrl]["top1"]))
+        verdict.append(row)
+    lines += ["", "verdict: method minus control, top-1 points, mean [95% CI] over paired seeds (RS2 = the control column)",
+              table(["method", "FLOPs", "top-1 %", "- RS2", "- random_drop", "- shortened", "- uniform"], verdict)]
     return "\n".join(lines)
+
+
+def short_paired(a: list[float], b: list[float]) -> str:
+    """``mean [lo, hi]`` of the per-seed differences (95 % t interval; one seed: the difference alone)."""
+    from scipy.stats import t as student
+
+    d = np.asarray(a) - np.asarray(b)
+    m, s = mean_std(d.tolist())
+    if len(d) < 2:
+        return f"{m:+.2f} (1 seed)"
+    half = student.ppf(0.975, len(d) - 1) * s / np.sqrt(len(d))
+    return f"{m:+.2f} [{m - half:+.2f}, {m + half:+.2f}]"
 
 
 def main(args: argparse.Namespace) -> int:
