@@ -337,6 +337,27 @@ def step_xtcocotools(env: Env, requirement: str) -> None:
     env.pip("xtcocotools", "--no-build-isolation", "--no-binary", "xtcocotools", requirement)
 
 
+def step_mmcv_ext_hook(env: Env) -> Path | None:
+    """On the lite stack, a ``.pth`` in the venv's site-packages that puts transfer/mm/ext_finder.py's
+    ``mmcv._ext`` finder on ``sys.meta_path`` at every start, so the toolboxes' own tools and upstream
+    models find the lite ops without importing ``transfer`` first; removed on the full stack. Idempotent,
+    run on every setup (also when the rest is up to date). Returns the file written, if any."""
+    site = env.query("import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    if site is None:
+        raise StepError("step 'mmcv-ext-hook' failed: the venv's python does not start")
+    finder = ROOT / "transfer" / "mm" / "ext_finder.py"
+    namespace: dict = {"__name__": "ext_finder"}
+    exec(compile(finder.read_text(), str(finder), "exec"), namespace)  # its pth_line, without importing transfer
+    pth = Path(site) / namespace["PTH_NAME"]
+    if installed_mmcv(env).get("mmcv") is not None:  # the full stack has the compiled mmcv._ext
+        pth.unlink(missing_ok=True)
+        return None
+    line = namespace["pth_line"](str(finder))
+    if not pth.is_file() or pth.read_text() != line:
+        pth.write_text(line)
+    return pth
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv")
@@ -355,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     inputs = stamp_inputs(env.venv, stack)
     if (not args.force and stamp.exists() and stamp.read_text() == inputs
             and env.query(CHECK_IMPORTS) is not None):
+        try:
+            step_mmcv_ext_hook(env)
+        except StepError as exc:
+            print(f"error: setup {exc}", file=sys.stderr)
+            return 1
         say(f"environment {env.venv} ({stack} stack) is up to date")
         return 0
     t0 = time.time()
@@ -370,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         say("installing mmdet, mmsegmentation, mmpose (without their pins)")
         env.pip("toolboxes", "--no-deps", *(special[name] for name in TOOLBOXES))
         env.pip("project", "--no-deps", "-e", str(ROOT))
+        step_mmcv_ext_hook(env)
         if env.query(CHECK_IMPORTS) is None:
             raise StepError(f"step 'check' failed: the stack does not import ({CHECK_IMPORTS})")
     except StepError as exc:
