@@ -193,6 +193,14 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:  # a write that failed (full disk, file-size limit): the previous file is intact
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:  # a collective broken by a rank that stopped (its own line says why)
+        import torch.distributed as dist
+
+        if main_rank or not isinstance(exc, getattr(dist, "DistError", ())):
+            raise
+        print(f"error: rank {os.environ.get('RANK', '?')}: another rank stopped during a collective "
+              f"({str(exc).splitlines()[0][:160]}); its error line says why", file=sys.stderr)
+        return 1
     finally:
         trainer = None  # it holds the DDP model, which holds the process group (see close_distributed)
         close_distributed()

@@ -252,6 +252,8 @@ class Trainer:
         group = min(accum, self.steps - (p.step_in_epoch - position))
         update = position == group - 1
         sync = self.ddp.no_sync() if self.ddp is not None and not update else contextlib.nullcontext()
+        if self.cfg.runtime.compile:  # one graph for every batch size (a subset's last batch, a selected batch)
+            torch._dynamo.mark_dynamic(images, 0)
         with sync:
             with torch.autocast(images.device.type, dtype=self.amp, enabled=self.amp is not None):
                 logits = self.net(images)
@@ -376,8 +378,17 @@ class Trainer:
             self.progress.wall_s += now - self._t0
             self._t0 = now
         state = self.state_dict(summary)
+        error = None
         if self.env.main:
-            ckpt.save_checkpoint(state, self.work_dir, name)
+            try:
+                ckpt.save_checkpoint(state, self.work_dir, name)
+            except OSError as exc:  # a full disk, a file-size limit: every rank must stop with it
+                error = exc
+        shared = first_error(None if error is None else str(error))  # collective: ranks learn rank 0's outcome
+        if error is not None:
+            raise error
+        if shared is not None:  # the same one line on this rank, not a collective failing later
+            raise OSError(f"{shared} (written by rank 0; rank {self.env.rank} stops with it)")
 
     def state_dict(self, summary: dict) -> dict:
         """The checkpoint: each component's state (collective)."""
