@@ -16,9 +16,9 @@ from transfer.tinydata.generator import (
     DETECTION_FILE,
     TINY_COCO_CLASSES,
     TINY_COCO_PALETTE,
-    generate,
     label_ids,
 )
+from transfer.tinydata.make import generate
 
 NUM_TRAIN, NUM_VAL, SIZE = 200, 50, 128  # the CLI defaults: what the tiny configs read
 

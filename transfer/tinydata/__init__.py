@@ -12,7 +12,7 @@ from .generator import (  # noqa: F401
     DETECTION_FILE,
     TINY_COCO_CLASSES,
     cityscapes_scene,
-    generate,
     load_sources,
     source_image_paths,
 )
+from .make import generate  # noqa: F401
