@@ -1,6 +1,6 @@
 """Accuracy at equal cost on the shipped real dataset (scikit-learn digits): selection methods against controls.
 
-    python bench/accuracy.py --suite literature   # every other registered method (InfoBatch, IES, ...) x 5 seeds
+    python bench/accuracy.py --suite literature   # every other registered method (InfoBatch, IES, ...) x 5 seeds (~30 min idle)
     python bench/accuracy.py --suite dar          # DaR and its controls, online (10 methods x 5 seeds)
     python bench/accuracy.py                      # both suites
     python bench/accuracy.py --quick              # a few runs of 2 epochs: checks that it runs (~1-2 min)
