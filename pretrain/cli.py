@@ -24,6 +24,7 @@ from dar_common.workdir import (
     WorkDirBusy,
     atomic_write_text,
     git_revision,
+    release_work_dir,
     remove_stale_temporaries,
     write_git_revision,
 )
@@ -165,6 +166,7 @@ def main(args: argparse.Namespace) -> int:
         list_methods()
         return 0
     main_rank = os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0"
+    env = work_dir = None
     try:
         cfg = load_config(args)
         typed = check(cfg)
@@ -202,6 +204,8 @@ def main(args: argparse.Namespace) -> int:
               f"({str(exc).splitlines()[0][:160]}); its error line says why", file=sys.stderr)
         return 1
     finally:
+        if env is not None and env.main and work_dir is not None:  # in-process callers (tests) go on
+            release_work_dir(work_dir)
         trainer = None  # it holds the DDP model, which holds the process group (see close_distributed)
         close_distributed()
     if summary is None and stop_reason == PREEMPTED:  # every rank: srun / torchrun pass it on

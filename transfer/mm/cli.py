@@ -18,7 +18,13 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
-from dar_common.workdir import WorkDirBusy, hold_work_dir, latest_checkpoint, write_git_revision
+from dar_common.workdir import (
+    WorkDirBusy,
+    hold_work_dir,
+    latest_checkpoint,
+    release_work_dir,
+    write_git_revision,
+)
 from transfer.tasks import task_of
 
 from .checkpoint import BackboneCheckpointError, check_whole_model, describe_meta, read_backbone_checkpoint
@@ -155,30 +161,35 @@ def _run(cfg: Config, config_path: str, mode: str, out: str | None = None, backb
     if backbone is NOT_RECORDED:
         backbone = pretrained_checkpoint(cfg.model.backbone.get("init_cfg"))
     meta = backbone_meta(backbone)
-    if main_rank():  # one run per work dir: before mmengine writes anything there
+    held = main_rank()
+    if held:  # one run per work dir: before mmengine writes anything there
         hold_work_dir(cfg.work_dir)
-    runner = Runner.from_cfg(cfg)
-    if checkpoint is not None:  # before any evaluation: the checkpoint must cover the whole model
-        model = getattr(runner.model, "module", runner.model)
-        report = check_whole_model(model.state_dict(), checkpoint[1], checkpoint[0], type(model).__name__,
-                                   f"tools/train.py {config_path} --backbone FILE")
-        runner.logger.info(f"checkpoint {checkpoint[0]}: {report.summary()}")
-    runner.register_hook(MetricsJsonHook(task_of(cfg), config_path, backbone, meta), priority="LOW")
-    if mode == "train":  # exact resume (the RNG states in each checkpoint) and preemption (exit 75)
-        runner.register_hook(RNGStateHook())
-        runner.register_hook(PreemptionHook())
-    if is_main_process():
-        write_git_revision(runner.work_dir)
-    if meta:
-        runner.logger.info(f"backbone {backbone}: {describe_meta(meta)}")
-    if mode == "train":
-        runner.train()
-    else:
-        if out:
-            from mmengine.evaluator import DumpResults
+    try:
+        runner = Runner.from_cfg(cfg)
+        if checkpoint is not None:  # before any evaluation: the checkpoint must cover the whole model
+            model = getattr(runner.model, "module", runner.model)
+            report = check_whole_model(model.state_dict(), checkpoint[1], checkpoint[0], type(model).__name__,
+                                       f"tools/train.py {config_path} --backbone FILE")
+            runner.logger.info(f"checkpoint {checkpoint[0]}: {report.summary()}")
+        runner.register_hook(MetricsJsonHook(task_of(cfg), config_path, backbone, meta), priority="LOW")
+        if mode == "train":  # exact resume (the RNG states in each checkpoint) and preemption (exit 75)
+            runner.register_hook(RNGStateHook())
+            runner.register_hook(PreemptionHook())
+        if is_main_process():
+            write_git_revision(runner.work_dir)
+        if meta:
+            runner.logger.info(f"backbone {backbone}: {describe_meta(meta)}")
+        if mode == "train":
+            runner.train()
+        else:
+            if out:
+                from mmengine.evaluator import DumpResults
 
-            runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
-        runner.test()
+                runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
+            runner.test()
+    finally:  # (in-process callers -- the pipeline's worker, tests -- run the next tool on this dir)
+        if held:
+            release_work_dir(cfg.work_dir)
     return 0
 
 
