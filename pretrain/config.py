@@ -232,6 +232,7 @@ class RuntimeConfig:
     max_steps: int | None = None  # stop after this many updates with a resumable step_<n>.pth
     preempt_signals: tuple = ("SIGTERM", "SIGUSR1")  # finish the step, step_<n>.pth, exit 75 (pretrain.preempt)
     checkpoint_minutes: float | None = None  # also a step_<n>.pth this often (the newest kept)
+    pad_batches: bool | None = None  # pad training batches to fixed sizes (None: when compile; pretrain.trainer)
 
     def validate(self) -> None:
         if self.amp not in (None, "bf16", "fp16"):

@@ -100,6 +100,16 @@ class EpochRecord:
                 "train_loss": self.train_loss, "lr": self.lr, "top1": self.top1, "top5": self.top5, **self.extra}
 
 
+def pad_batch(images: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
+              size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch of n padded to ``size`` with copies of its first positions (cyclically) at loss weight 0."""
+    n = images.shape[0]
+    rep = torch.arange(size - n, device=images.device) % n
+    w = weights if weights is not None else torch.ones(n, device=images.device)
+    return (torch.cat([images, images[rep]]), torch.cat([targets, targets[rep.to(targets.device)]]),
+            torch.cat([w, torch.zeros(size - n, device=w.device, dtype=w.dtype)]))
+
+
 def build_datasets(cfg: TrainConfig, env: Env):
     """Train and val sets; a data problem on any rank stops every rank with the same one line."""
     try:
@@ -146,6 +156,10 @@ class Trainer:
                       if cfg.mixup else None)
         self.erase = batch_random_erasing(cfg.raw["data"], env.device)
         self.ema = Ema(cfg.ema, self.model) if cfg.ema else None
+        # fixed batch shapes (compiled once): b + 1 (a folded last batch), and any sizes the method trains
+        pad = rt.pad_batches if rt.pad_batches is not None else rt.compile
+        sizes = getattr(self.method, "train_batch_sizes", None)
+        self.batch_sizes = tuple(sorted({b + 1, *(sizes() if sizes else ())})) if pad else ()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.feed = self.method.build_feed(self.train_set, data.num_workers)
         self.services = Services(self.model, env, self.train_set, self.model_input, batch_size=data.batch_size,
@@ -252,14 +266,20 @@ class Trainer:
         group = min(accum, self.steps - (p.step_in_epoch - position))
         update = position == group - 1
         sync = self.ddp.no_sync() if self.ddp is not None and not update else contextlib.nullcontext()
-        if self.cfg.runtime.compile:  # one graph for every batch size (a subset's last batch, a selected batch)
-            torch._dynamo.mark_dynamic(images, 0)
+        n, weights = images.shape[0], batch.weights
+        size = next((s for s in self.batch_sizes if s >= n), n)
+        if size > n:  # pad with copies of the first positions at loss weight 0 (one graph per size)
+            images, targets, weights = pad_batch(images, targets, weights, size)
         with sync:
             with torch.autocast(images.device.type, dtype=self.amp, enabled=self.amp is not None):
                 logits = self.net(images)
             logits = logits.float()
             losses = self.criterion(logits, targets)
-            loss = losses.mean() if batch.weights is None else (batch.weights * losses).mean()
+            if size > n:
+                loss = (weights * losses).sum() / n
+                losses, logits = losses[:n], logits[:n]
+            else:
+                loss = losses.mean() if weights is None else (weights * losses).mean()
             if position == 0:
                 self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss if group == 1 else loss / group).backward()  # a no-op scale unless fp16
