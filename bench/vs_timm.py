@@ -77,6 +77,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--timm-args", default="", help="more arguments for timm's train.py (one string), e.g. the recipe "
                    "matching --config")
     p.add_argument("--no-loading", action="store_true", help="leave out the loading comparison after the runs")
+    p.add_argument("--data-only", action="store_true", help="only make the synthetic ImageFolder these arguments "
+                   "need, then exit (bench/gpu_check.sh does this before its timed runs)")
     p.add_argument("--timm-train", default="/tmp/timm_train/train.py", help="timm's train.py")
     p.add_argument("--data-root", default="/tmp/dar_bench_imagefolder", help="synthetic ImageFolder (made if absent)")
     p.add_argument("--out", default="work_dirs/bench/vs_timm.json")
@@ -356,6 +358,13 @@ def loader_only(args: argparse.Namespace) -> int:
 
 
 # -- main -----------------------------------------------------------------------------------------------
+def make_train_data(args: argparse.Namespace) -> None:
+    """The ImageFolder of the timed runs: exactly one epoch of whole batches on both sides."""
+    n_train = (args.skip + args.steps) * args.batch_size
+    size = (500, 375) if args.img_size >= 160 else (2 * args.img_size, 3 * args.img_size // 2)
+    make_imagefolder(Path(args.data_root), split_counts(n_train, NUM_CLASSES), size)
+
+
 def main(args: argparse.Namespace) -> int:
     if args.child:
         return run_child(args)
@@ -365,6 +374,10 @@ def main(args: argparse.Namespace) -> int:
         if args.out == get_args_parser().get_default("out"):
             args.out = "work_dirs/bench/vs_timm_loader.json"
         return loader_only(args)
+    if args.data_only:
+        make_train_data(args)
+        print(f"data: {args.data_root}")
+        return 0
     if not Path(args.timm_train).is_file():
         print(f"error: timm's train.py not found at {args.timm_train} (the timm wheel and sdist do not ship it; "
               "see bench/README.md)", file=sys.stderr)
@@ -375,16 +388,14 @@ def main(args: argparse.Namespace) -> int:
     if not Path(args.config).is_file():
         print(f"error: config not found: {args.config}", file=sys.stderr)
         return 2
+    args.config = str(Path(args.config).resolve())  # the runs' working directory is a temporary folder
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             print("error: --device cuda but torch sees no GPU", file=sys.stderr)
             return 2
-    root = Path(args.data_root)
-    n_train = (args.skip + args.steps) * args.batch_size  # exactly one epoch of whole batches on both sides
-    size = (500, 375) if args.img_size >= 160 else (2 * args.img_size, 3 * args.img_size // 2)
-    make_imagefolder(root, split_counts(n_train, NUM_CLASSES), size)
+    make_train_data(args)
     res: dict = {"args": vars(args), "machine": machine(), "runs": []}
     for i, order in enumerate(interleaved(["ours", "timm"], args.reps, seed=1)):
         pair = {}
