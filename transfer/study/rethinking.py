@@ -292,7 +292,9 @@ def probe_agreement_table(pre: list[PretrainRun], tra: list[TransferRun]) -> Sum
                    "Kendall's τ-b (scipy.stats.kendalltau, two-sided p-value) over every (method, seed) pre-training "
                    "that was fine-tuned (full data, fine-tuned protocol): 1 = the probe ranks the runs exactly as "
                    "fine-tuning does, 0 = no agreement. With few runs only a τ near ±1 is more than chance; the "
-                   "quarter column says whether the probe early in pre-training already ranks them.")
+                   "quarter column says whether the probe early in pre-training already ranks them. `-`: undefined "
+                   "(fewer than two runs, or every run's probe equal -- e.g. DaR's first epochs are uniform's, "
+                   "so are their early probes).")
 
 
 def _num(v: float | None, digits: int = 2) -> str:
