@@ -5,8 +5,8 @@ Config: ``method=dict(type='rs2', budget=f)`` (every epoch trains ``ceil(f N)``)
 loss-driven run's achieved per-epoch FLOPs, making it the strongest random control at equal cost).
 
 Each epoch trains the next slice of a random permutation of the data; a new permutation (cycle) starts
-when one is used up, so no sample is trained twice before every sample has been trained once -- the
-difference from ``random_drop``, whose epochs draw independently. The subset of an epoch is a function
+when one is used up, so every sample is trained once per cycle (the last epoch of a cycle fills up with
+samples of its first) -- the difference from ``random_drop``, whose epochs draw independently. The subset of an epoch is a function
 of ``(seed, sizes, epoch)`` alone: the same on every rank, after a resume, for any world size, with
 nothing to checkpoint beyond the sampler's subset. No loss is read.
 """

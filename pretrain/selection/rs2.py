@@ -2,7 +2,7 @@
 
 Each epoch trains a fresh random subset; across epochs the subsets are drawn *without replacement*:
 a cycle is one random permutation of the data, cut into consecutive slices, one per epoch, so every
-sample is trained once before any is trained again. When a cycle's remainder is shorter than the
+sample is trained once per cycle. When a cycle's remainder is shorter than the
 epoch's size, that epoch takes the remainder and fills up with the head of the same permutation (the
 samples of the cycle's first epoch; as the official code does), and the next epoch starts a new cycle.
 
