@@ -233,3 +233,33 @@ def test_bad_recipe_keys_are_one_error_line(option, message, capsys, tmp_path):
                        "--cfg-options", option])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and err[0].startswith(message), err
+
+
+def test_gradient_accumulation_updates_every_k_steps_with_the_mean_gradient(tmp_path):
+    """optim.accum_steps=2: no update after the first step; after the second, the gradient stepped with is
+    the mean of the two batches' mean-loss gradients (timm's train.py divides each loss by the group)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from pretrain.env import Env
+    from pretrain.trainer import Trainer
+
+    cfg = Config.fromfile(str(CONFIGS / "tiny_digits_dar.py"))
+    cfg.merge_from_dict({"optim.accum_steps": 2})
+    trainer = Trainer(build_config(cfg), Env(), tmp_path)
+    trainer.steps = trainer.feed.steps_in_epoch()
+    trainer.model.train()
+    it = iter(trainer.feed.begin(1, 0))
+    batches = [trainer.to_device(*next(it)) for _ in range(2)]
+    ref = copy.deepcopy(trainer.model)
+    grads = [torch.autograd.grad(F.cross_entropy(ref(b.images.clone()), b.targets), list(ref.parameters()))
+             for b in batches]
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.run_step(batches[0])
+    assert all(torch.equal(p, q) for p, q in zip(trainer.model.parameters(), before, strict=True))  # no update yet
+    trainer.run_step(batches[1])
+    got = [p.grad for p in trainer.model.parameters()]
+    want = [(g + h) / 2 for g, h in zip(*grads, strict=True)]
+    assert all(torch.allclose(g, w, rtol=1e-4, atol=1e-6) for g, w in zip(got, want, strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(trainer.model.parameters(), before, strict=True))  # updated
