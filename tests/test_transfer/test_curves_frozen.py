@@ -27,10 +27,11 @@ ITERS, EVERY = 4, 2  # validations (and checkpoints) at iterations 2 and 4
 
 
 def _options() -> list[str]:
-    from transfer.study.axes import frozen_options
-    from transfer.study.checks import load_config
+    from mmengine.config import Config
 
-    frozen = frozen_options(load_config(str(CONFIG), "test").to_dict())
+    from transfer.study.axes import frozen_options
+
+    frozen = frozen_options(Config.fromfile(str(CONFIG)).to_dict())
     opts = {"train_cfg.max_iters": ITERS, "train_cfg.val_interval": EVERY, "default_hooks.checkpoint.interval": EVERY,
             "param_scheduler.0.end": ITERS, "randomness.seed": 0, **frozen}
     return ["--cfg-options", *(f"{k}={v}" for k, v in opts.items())]

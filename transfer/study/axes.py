@@ -19,16 +19,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .checks import RESNET_TYPES, load_config
+from mmengine.config import Config
+
 from .errors import PipelineError
 from .spec import PipelineSpec, TransferSpec
 from .subsets import subset_file, train_source
 
+# Toolbox backbones that are ResNets of config key `depth` (timm's resnet<depth> has the same keys).
+RESNET_TYPES = ("ResNet", "DarResNet", "ResNetV1c", "ResNetV1d", "mmdet.ResNet", "mmseg.ResNet", "mmpose.ResNet")
+
 
 @lru_cache(maxsize=64)
 def _recipe(config: str, options_json: str) -> dict[str, Any]:
-    """The recipe's config (with the entry's options) as a dict, loaded once per pipeline run."""
-    return load_config(config, f"config {config}", json.loads(options_json)).to_dict()
+    """The recipe's config (with the entry's options) as a dict, loaded once per pipeline run (``checks``
+    has loaded it before, with one line for a config that does not load)."""
+    if not Path(config).is_file():
+        raise PipelineError(f"config file not found: {config}")
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(json.loads(options_json))
+    return cfg.to_dict()
 
 
 def recipe(spec: PipelineSpec, entry: TransferSpec) -> dict[str, Any]:

@@ -16,11 +16,10 @@ from mmengine.config import Config
 
 from transfer.tasks import TASKS, task_of
 
+from .axes import RESNET_TYPES, axis_options
 from .spec import PipelineError, PipelineSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# Toolbox backbones that are ResNets of config key `depth` (timm's resnet<depth> has the same keys).
-RESNET_TYPES = ("ResNet", "DarResNet", "ResNetV1c", "ResNetV1d", "mmdet.ResNet", "mmseg.ResNet", "mmpose.ResNet")
 
 
 def load_config(path: str, what: str, options: dict[str, Any] | None = None) -> Config:
@@ -162,8 +161,6 @@ def validate(spec: PipelineSpec) -> dict[str, str]:
     check_writable(spec.report_dir)
     archs = pretrain_arch(spec)
     check_tasks(spec, archs)
-    from .axes import axis_options  # (axes reads the configs through this module)
-
     for entry in spec.tasks:  # curve points, data fraction, frozen: they fit the recipe
         axis_options(spec, entry)
     check_data(spec)
