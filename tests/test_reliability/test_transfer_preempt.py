@@ -163,3 +163,17 @@ def test_sigusr1_on_one_of_two_ranks(inputs, tmp_path):
     compared = same_state(work, tmp_path / "ref")
     write_record("transfer_preempt", config=str(SEG.relative_to(ROOT)), ranks=2, signal="SIGUSR1 (rank 1 only)",
                  stopped_at=stopped.name, exit_code=proc.returncode, compared=compared, identical=True)
+
+
+def test_the_pipeline_passes_a_preemption_on():
+    """The pipeline's torchrun launch goes through pretrain.torchrun (torchrun itself exits 1 for any failed
+    worker) and a stage that exited 75 is a preemption (tools/pipeline.py exits 75), not a failure."""
+    from transfer.study.launch import Launch
+    from transfer.study.runner import StageFailed
+    from transfer.study.stages import Stage
+
+    cmd = Launch.from_config(dict(launcher="pytorch", gpus=2), {}).wrap(["tools/train.py", "c.py"], "seg", job="j")
+    assert cmd[1:3] == ["-m", "pretrain.torchrun"]
+    stage = Stage("finetune", "uniform", 0, "seg")
+    assert StageFailed(stage, "finetune seg <- uniform seed 0 failed (exit 75)").preempted
+    assert not StageFailed(stage, "finetune seg <- uniform seed 0 failed (exit 1)").preempted
