@@ -99,9 +99,10 @@ def test_a_stage_that_fails_beside_another_lets_it_finish_and_starts_nothing_new
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
     assert run.returncode == 1, run.stderr[-4000:]
     log = report / "logs" / "finetune__seg__scratch_s0.log"
-    assert run.stderr.strip().splitlines()[-1] == (f"error: finetune seg <- scratch seed 0 failed (exit 1) -- full log: "
+    # the fine-tuning's preflight refuses the option with one line and exit 2 (transfer.mm.preflight)
+    assert run.stderr.strip().splitlines()[-1] == (f"error: finetune seg <- scratch seed 0 failed (exit 2) -- full log: "
                                                    f"{log}; rerun the same command to resume")
-    assert "batch_size should be a positive integer" in log.read_text()
+    assert "train_dataloader.batch_size=0" in log.read_text() and "must be a positive integer" in log.read_text()
     markers = {p.name for p in (report / "stages").glob("*.json")}
     assert markers == {"pretrain__uniform_s0.json"}, markers  # the running stage was marked, nothing else
     pretrain = _interval(json.loads((report / "stages" / "pretrain__uniform_s0.json").read_text()))
