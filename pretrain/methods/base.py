@@ -258,6 +258,44 @@ class NoParams(MethodParams):
     """A method without parameters."""
 
 
+def _fraction(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
+
+
+@dataclass(frozen=True)
+class BudgetParams(MethodParams):
+    """A share of the data per epoch: ``budget=<fraction>`` (every epoch) or ``fractions=[<one per epoch>]``
+    (``bench/accuracy.py`` passes a loss-driven run's achieved per-epoch shares). The random controls'
+    parameters; ``method_name`` and ``label`` (the paper's name, or empty) go into the error lines."""
+
+    budget: float | None = None
+    fractions: tuple[float, ...] | None = None
+    method_name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+
+    def validate(self, run: RunInfo | None) -> None:
+        note = f" ({self.label})" if self.label else ""
+        if (self.budget is None) == (self.fractions is None):
+            raise ConfigError(f"{self.method_name} needs exactly one of method.budget=<fraction of the data per epoch> "
+                              "or method.fractions=[<one fraction per epoch>]")
+        if self.budget is not None and not _fraction(self.budget):
+            raise ConfigError(f"method.budget{note} must be a fraction in (0, 1], got {self.budget!r}")
+        if self.fractions is not None:
+            bad = [f for f in self.fractions if not _fraction(f)]
+            if bad:
+                raise ConfigError(f"method.fractions{note} must be fractions in (0, 1], got {bad[0]!r}")
+            if run is not None and len(self.fractions) != run.epochs:
+                raise ConfigError(f"method.fractions{note} needs one fraction per epoch ({run.epochs}), "
+                                  f"got {len(self.fractions)}")
+
+    def fraction(self, epoch: int) -> float:
+        """The share of epoch ``epoch`` (1-based)."""
+        return float(self.budget) if self.budget is not None else float(self.fractions[epoch - 1])
+
+    def per_epoch(self, epochs: int) -> list[float]:
+        return [self.fraction(e) for e in range(1, epochs + 1)]
+
+
 def _plain(value: Any) -> Any:
     """Config values as plain Python: mmengine ConfigDict -> dict, lists -> tuples (hashable, frozen)."""
     if isinstance(value, Mapping):

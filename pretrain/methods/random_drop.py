@@ -10,42 +10,21 @@ every rank and after a resume, with nothing but the subset to checkpoint. Unlike
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from ..errors import ConfigError
 from ..selection.dar import keep_count, select_random
 from ..selection.samplers import SubsetSampler, UniformSampler, derive_seed
-from .base import EpochResult, MethodParams, Plan, RunInfo, SubsetMethod, register_method, same_on_all_ranks
-
-
-def _fraction(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
+from .base import BudgetParams, EpochResult, Plan, SubsetMethod, register_method, same_on_all_ranks
 
 
 @dataclass(frozen=True)
-class RandomDropConfig(MethodParams):
-    """``method=dict(type='random_drop', budget=<fraction>)`` or ``fractions=[<one per epoch>]``."""
+class RandomDropConfig(BudgetParams):
+    """``method=dict(type='random_drop', budget=<fraction per epoch>)`` or ``fractions=[<one per epoch>]``."""
 
-    budget: float | None = None
-    fractions: tuple[float, ...] | None = None
-
-    def validate(self, run: RunInfo | None) -> None:
-        if (self.budget is None) == (self.fractions is None):
-            raise ConfigError("random_drop needs exactly one of method.budget=<fraction> or "
-                              "method.fractions=[<one fraction per epoch>]")
-        if self.budget is not None and not _fraction(self.budget):
-            raise ConfigError(f"method.budget must be a fraction in (0, 1], got {self.budget!r}")
-        if self.fractions is not None:
-            bad = [f for f in self.fractions if not _fraction(f)]
-            if bad:
-                raise ConfigError(f"method.fractions must be fractions in (0, 1], got {bad[0]!r}")
-            if run is not None and len(self.fractions) != run.epochs:
-                raise ConfigError(f"method.fractions needs one fraction per epoch ({run.epochs}), "
-                                  f"got {len(self.fractions)}")
-
-    def fraction(self, epoch: int) -> float:
-        return float(self.budget) if self.budget is not None else float(self.fractions[epoch - 1])
+    method_name: ClassVar[str] = "random_drop"
+    label: ClassVar[str] = ""
 
 
 @register_method("random_drop")

@@ -13,42 +13,21 @@ nothing to checkpoint beyond the sampler's subset. No loss is read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from ..errors import ConfigError
 from ..selection.rs2 import rs2_subset, subset_sizes
 from ..selection.samplers import SubsetSampler, UniformSampler
-from .base import EpochResult, MethodParams, Plan, RunInfo, SubsetMethod, register_method, same_on_all_ranks
-
-
-def _fraction(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1
+from .base import BudgetParams, EpochResult, Plan, RunInfo, SubsetMethod, register_method, same_on_all_ranks
 
 
 @dataclass(frozen=True)
-class RS2Config(MethodParams):
+class RS2Config(BudgetParams):
     """``method=dict(type='rs2', budget=<fraction per epoch>)`` or ``fractions=[<one per epoch>]``."""
 
-    budget: float | None = None
-    fractions: tuple[float, ...] | None = None
-
-    def validate(self, run: RunInfo | None) -> None:
-        if (self.budget is None) == (self.fractions is None):
-            raise ConfigError("rs2 needs exactly one of method.budget=<fraction of the data per epoch> or "
-                              "method.fractions=[<one fraction per epoch>]")
-        if self.budget is not None and not _fraction(self.budget):
-            raise ConfigError(f"method.budget (RS2's selection ratio per epoch) must be in (0, 1], got {self.budget!r}")
-        if self.fractions is not None:
-            bad = [f for f in self.fractions if not _fraction(f)]
-            if bad:
-                raise ConfigError(f"method.fractions (RS2) must be fractions in (0, 1], got {bad[0]!r}")
-            if run is not None and len(self.fractions) != run.epochs:
-                raise ConfigError(f"method.fractions (RS2) needs one fraction per epoch ({run.epochs}), "
-                                  f"got {len(self.fractions)}")
-
-    def per_epoch(self, epochs: int) -> list[float]:
-        return [float(self.budget)] * epochs if self.budget is not None else [float(f) for f in self.fractions]
+    method_name: ClassVar[str] = "rs2"
+    label: ClassVar[str] = "RS2"
 
 
 @register_method("rs2")

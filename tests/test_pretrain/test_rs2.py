@@ -133,7 +133,7 @@ if __name__ == "__main__":
 @pytest.mark.parametrize("cfg, message", [
     ({}, "exactly one of method.budget"),
     ({"budget": 0.5, "fractions": [1.0] * EPOCHS}, "exactly one"),
-    ({"budget": 1.5}, r"budget \(RS2's selection ratio per epoch\) must be in \(0, 1\], got 1.5"),
+    ({"budget": 1.5}, r"budget \(RS2\) must be a fraction in \(0, 1\], got 1.5"),
     ({"fractions": [0.5, 0.0, 0.5, 0.5, 0.5]}, "fractions .* must be fractions"),
     ({"fractions": [0.5, 0.5]}, r"one fraction per epoch \(5\), got 2"),
     ({"budgt": 0.5}, "did you mean budget"),
@@ -145,4 +145,4 @@ def test_bad_params(cfg, message):
 
 def test_bad_params_are_one_error_line_and_exit_2_before_training(tmp_path):
     lines = harness.rejected("tiny_digits_rs2.py", tmp_path / "run", ["method.budget=0"])
-    assert lines == ["error: method.budget (RS2's selection ratio per epoch) must be in (0, 1], got 0"]
+    assert lines == ["error: method.budget (RS2) must be a fraction in (0, 1], got 0"]
