@@ -252,6 +252,9 @@ def test_the_trainer_trains_on_the_weighted_batch_mean(tmp_path):
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
 
 
+# Extended: tests/test_reliability/test_interrupt.py kills and resumes this method's tiny config in CI on
+# 1 and 2 ranks; this one aims the kill at the epoch where the rule is active.
+@pytest.mark.extended
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs, all pruning (ceil(0.8 x 4)); killed inside epoch 3, when the subset is pruned and weighted."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]

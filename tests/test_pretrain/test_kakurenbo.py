@@ -221,6 +221,9 @@ if __name__ == "__main__":
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
 
 
+# Extended: tests/test_reliability/test_interrupt.py kills and resumes this method's tiny config in CI on
+# 1 and 2 ranks; this one aims the kill at the epoch where the rule is active.
+@pytest.mark.extended
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs: warm-up, then F_e = 0.24, 0.24, 0.18; killed inside epoch 3 (samples hidden, refreshed)."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]

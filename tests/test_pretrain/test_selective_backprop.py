@@ -303,6 +303,9 @@ if __name__ == "__main__":
 # -- a real kill -9 inside an epoch, then --resume ---------------------------------------------------------
 
 
+# Extended: tests/test_reliability/test_interrupt.py kills and resumes this method's tiny config in CI on
+# 1 and 2 ranks; this one aims the kill at the epoch where the rule is active.
+@pytest.mark.extended
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     """4 epochs of 43 steps: SB selects in steps 86-154, i.e. epochs 3-4; killed inside epoch 3."""
     options = ["schedule.epochs=4", "schedule.milestones=[3]"]
