@@ -27,10 +27,16 @@ def test_only_a_preemption_on_the_ranks_that_failed_maps_to_75(first, others, ex
     assert launcher_exit_code(first, others) == expected
 
 
+# A crashing rank exits at once; a preempted one beside a crash waits, as a rank still writing its checkpoint
+# does. Otherwise the order of the two exits is a race: torchrun may SIGTERM the crashing rank before it
+# exits, and then sees only 75 and a signal, which is a preemption by the rule above (CI saw it once).
 WORKER = """
-import os, sys
+import os, sys, time
 codes = [int(c) for c in sys.argv[1].split(",")]
-sys.exit(codes[int(os.environ["LOCAL_RANK"])])
+code = codes[int(os.environ["LOCAL_RANK"])]
+if code == 75 and any(c not in (0, 75) for c in codes):
+    time.sleep(30)  # torchrun stops this rank (SIGTERM) once the crashing one has exited
+sys.exit(code)
 """
 
 
