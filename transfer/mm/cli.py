@@ -38,7 +38,7 @@ from .preflight import (
     replace_data_root,
     set_backbone_checkpoint,
 )
-from .resume import PREEMPTED_EXIT_CODE, Preempted, PreemptionHook, RNGStateHook
+from .resume import PREEMPTED_EXIT_CODE, Preempted, PreemptionHook, RNGStateHook, resumable_epoch_loop
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 # The configs' variable for the backbone weights (substituted into model.backbone.init_cfg.checkpoint)
@@ -216,6 +216,8 @@ def train(args: argparse.Namespace) -> int:
                 raise PreflightError(f"cannot resume: {err}") from None
     check_data(cfg, ("train_dataloader", "val_dataloader") if cfg.get("val_cfg") is not None
                else ("train_dataloader",))
+    if cfg.get("train_cfg") is not None:  # an epoch-based recipe can resume a preemption's mid-epoch checkpoint
+        resumable_epoch_loop(cfg.train_cfg)
     if not cfg.get("resume") and not cfg.get("load_from"):
         check_backbone(cfg, scope)  # resuming or loading a whole model overrides the backbone anyway
     return _run(cfg, args.config, "train")

@@ -19,9 +19,15 @@ only set a flag; after each iteration every rank contributes it to one all_reduc
 a signal all of them write the iteration's checkpoint (the run's ``CheckpointHook``, so ``last_checkpoint``
 and ``max_keep_ckpts`` behave as usual; the RNG states with it), wait for rank 0 to finish writing, and
 raise :class:`Preempted`; ``tools/train.py`` then exits :data:`PREEMPTED_EXIT_CODE` (75) and
-``--resume`` continues bit for bit. An epoch-based loop cannot resume inside an epoch (mmengine's
-``EpochBasedTrainLoop`` restarts the epoch), so there the run stops after the iteration without a new
-checkpoint and resumes from its last epoch checkpoint.
+``--resume`` continues bit for bit.
+
+:class:`ResumableEpochBasedTrainLoop` -- mmengine's ``EpochBasedTrainLoop`` restarts the epoch a checkpoint
+was written in, so an epoch-based recipe (mmdet's 1x, mmpose's 210e) preempted mid-epoch would train the
+epoch's first batches twice and step its schedulers past the end. ``tools/train.py`` runs epoch-based
+configs with this subclass instead: after a checkpoint written inside epoch ``e`` (``meta``: epoch ``e``,
+iteration ``n``) it replays the epoch's first ``n - e * len(loader)`` batches' data pipeline, as the
+iteration loop does, and trains on from there; at an epoch boundary it is mmengine's loop unchanged. So a
+preemption writes ``iter_<n>.pth`` in either kind of loop.
 """
 from __future__ import annotations
 
@@ -33,11 +39,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from mmengine.dist import all_gather_object, barrier, get_rank, get_world_size, is_distributed
+from mmengine.dist import (
+    all_gather_object,
+    barrier,
+    get_rank,
+    get_world_size,
+    is_distributed,
+    is_main_process,
+)
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.registry import HOOKS
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS, LOOPS
+from mmengine.runner import EpochBasedTrainLoop
 
 from dar_common.exit_codes import PREEMPTED_EXIT_CODE
+from dar_common.workdir import write_last_checkpoint
 
 RNG_KEY = "rng_states"
 
@@ -149,6 +165,8 @@ class RNGStateHook(Hook):
         loop = runner.train_loop
         if hasattr(loop, "dataloader_iterator"):  # iteration-based: after the replay of the skipped batches
             loop.dataloader_iterator = _RestoreBefore(loop, loop.iter, state)
+        elif isinstance(loop, ResumableEpochBasedTrainLoop) and loop.done_in_epoch > 0:  # inside an epoch
+            loop.on_replayed = lambda: restore_rng(state)
         else:  # epoch-based: resumed at an epoch's start, before its loader iterator exists
             restore_rng(state)
 
@@ -187,6 +205,12 @@ class PreemptionHook(Hook):
             signal.signal(sig, handler)
         self._previous.clear()
 
+    @staticmethod
+    def _gather_rng(runner) -> None:
+        rng = next((h for h in runner.hooks if isinstance(h, RNGStateHook)), None)
+        if rng is not None:
+            rng.gather()
+
     def _agreed(self) -> bool:
         """Whether any rank received a signal (one all_reduce per iteration when distributed)."""
         flag = self.received is not None
@@ -206,13 +230,77 @@ class PreemptionHook(Hook):
         name = f"iter_{runner.iter + 1}.pth"
         if hook is not None and not hook.by_epoch:
             if not str(hook.last_ckpt or "").endswith(name):  # CheckpointHook did not save this iteration
-                rng = next((h for h in runner.hooks if isinstance(h, RNGStateHook)), None)
-                if rng is not None:
-                    rng.gather()
+                self._gather_rng(runner)
                 runner.logger.info(f"preempted: saving checkpoint at {runner.iter + 1} iterations")
                 hook._save_checkpoint(runner)
             where = f"{name} written"
+        elif hook is not None and isinstance(runner.train_loop, ResumableEpochBasedTrainLoop):
+            self._gather_rng(runner)
+            runner.logger.info(f"preempted: saving checkpoint at {runner.iter + 1} iterations "
+                               f"(epoch {runner.epoch + 1}, {batch_idx + 1} of its batches)")
+            _save_mid_epoch(runner, hook, name)
+            where = f"{name} written"
         else:
-            where = "no mid-epoch checkpoint (epoch-based loop): resume starts at the last epoch checkpoint"
+            where = "no checkpoint written (no CheckpointHook, or mmengine's own epoch loop, which cannot resume " \
+                    "inside an epoch): resume starts at the last checkpoint"
         barrier()  # no rank exits (and makes a launcher kill the others) before rank 0 has written it
         raise Preempted(f"preempted at iteration {runner.iter + 1}: {where}")
+
+
+def _save_mid_epoch(runner, hook: CheckpointHook, name: str) -> None:
+    """``iter_<n>.pth`` inside an epoch (meta: this epoch, the next iteration), then ``last_checkpoint``:
+    what the epoch CheckpointHook would write, under the iteration's name so no epoch file is replaced."""
+    runner.save_checkpoint(hook.out_dir, name, hook.file_client_args, save_optimizer=hook.save_optimizer,
+                           save_param_scheduler=hook.save_param_scheduler,
+                           meta=dict(epoch=runner.epoch, iter=runner.iter + 1), by_epoch=False,
+                           backend_args=hook.backend_args, **hook.args)
+    hook.last_ckpt = hook.file_backend.join_path(hook.out_dir, name)
+    runner.message_hub.update_info("last_ckpt", hook.last_ckpt)
+    if is_main_process():
+        write_last_checkpoint(runner.work_dir, hook.last_ckpt)
+
+
+@LOOPS.register_module(force=True)
+class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
+    """mmengine's epoch loop, plus resuming inside an epoch (replaying the epoch's batches already trained)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_replayed = None  # RNGStateHook: put the checkpoint's generators back after the replay
+
+    @property
+    def done_in_epoch(self) -> int:
+        """Batches of the current epoch trained before the checkpoint resumed from (0 at an epoch's start)."""
+        return self._iter - self._epoch * len(self.dataloader)
+
+    def run_epoch(self) -> None:
+        """As mmengine's, but the epoch's first ``done_in_epoch`` batches are only loaded, not trained on."""
+        self.runner.call_hook("before_train_epoch")
+        self.runner.model.train()
+        done = self.done_in_epoch
+        if not 0 <= done <= len(self.dataloader):
+            raise RuntimeError(f"iteration {self._iter} is not in epoch {self._epoch + 1} of "
+                               f"{len(self.dataloader)} batches: the checkpoint is from another data set or batch size")
+        batches = iter(self.dataloader)
+        if done:
+            print_log(f"Advance dataloader {done} steps to skip data already trained in epoch {self._epoch + 1}",
+                      logger="current")
+            for _ in range(done):
+                next(batches)
+        if self.on_replayed is not None:
+            self.on_replayed()
+            self.on_replayed = None
+        for idx, data_batch in enumerate(batches, start=done):
+            self.run_iter(idx, data_batch)
+        self.runner.call_hook("after_train_epoch")
+        self._epoch += 1
+
+
+def resumable_epoch_loop(train_cfg: dict) -> bool:
+    """Run an epoch-based ``train_cfg`` (mmengine's loop by ``type`` or ``by_epoch=True``) with
+    :class:`ResumableEpochBasedTrainLoop`, in place; whether it was one."""
+    if train_cfg.get("type", "EpochBasedTrainLoop" if train_cfg.get("by_epoch") else None) != "EpochBasedTrainLoop":
+        return False
+    train_cfg.pop("by_epoch", None)
+    train_cfg["type"] = "ResumableEpochBasedTrainLoop"
+    return True
