@@ -158,3 +158,38 @@ def test_fine_tuning_into_a_held_work_dir_stops_at_once(tmp_path, tiny):
         stop(first)
     write_record("work_dir_lock", case="fine-tuning, tools/test.py and a pre-training into a fine-tuning's "
                  "held work dir", exit_code=second.returncode, line=line)
+
+
+@pytest.mark.slow
+def test_a_two_rank_fine_tuning_into_a_held_work_dir_stops_before_any_rank_writes(tmp_path, tiny):
+    """The lock is rank 0's (one lock per work dir, taken before mmengine's Runner exists): rank 0 of a second
+    run refuses with the one line; the other rank, which never takes it, writes nothing there either (in
+    mmengine a non-zero rank only makes the work dir and its timestamp folder, and that after the process
+    group exists) and is stopped by torchrun. The holder here is this test process."""
+    work = tmp_path / "ft"
+    hold_work_dir(work)
+    try:
+        before = sorted(p.name for p in work.iterdir())
+        env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
+               "PORT": str(_free_port())}
+        proc = subprocess.run([str(ROOT / "tools" / "dist_train.sh"), str(SEG), "2", "--backbone", "none",
+                               "--data-root", str(tiny / "cityscapes"), "--work-dir", str(work), *SEG_FAST],
+                              cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+        after = sorted(p.name for p in work.iterdir())
+    finally:
+        release_work_dir(work)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]  # rank 0's; rank 1 says nothing of its own
+    for needle in (f"work dir {work.resolve()} is in use", f"pid {os.getpid()}", f"host {socket.gethostname()}"):
+        assert needle in errors[0], errors[0]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # torchrun's code for a failed worker (rank 0 exited 2)
+    assert "exitcode  : 2" in proc.stderr and "Traceback" not in proc.stderr
+    assert before == after == [LOCK_FILE]  # no checkpoint, log, timestamp folder or config dump from either rank
+    write_record("work_dir_lock", case="2-rank fine-tuning (tools/dist_train.sh) into a held work dir: rank 0 "
+                 "refuses, rank 1 writes nothing", exit_code=proc.returncode, line=errors[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
