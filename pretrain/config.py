@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,9 +43,10 @@ class ModelConfig:
     kwargs: dict = field(default_factory=dict)  # passed to timm.create_model (e.g. drop_path_rate)
 
     def validate(self) -> None:
-        from .models import resolve_arch
+        from .models import check_model_kwargs, resolve_arch
 
         resolve_arch(self.arch)
+        check_model_kwargs(self.arch, self.kwargs)  # a misspelt key: one line now, not a traceback later
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,10 @@ class LossConfig:
             raise ConfigError("loss.bce_* keys need loss.type='bce'")
 
 
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class MixupConfig:
     """timm.data.Mixup on the device batch (label smoothing: optim.label_smoothing)."""
@@ -191,8 +197,12 @@ class MixupConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"mixup.{key} must be in [0, 1], got {value!r}")
-        if self.cutmix_minmax is not None and (len(self.cutmix_minmax) != 2 or not 0 < self.cutmix_minmax[0] < self.cutmix_minmax[1] <= 1):
-            raise ConfigError(f"mixup.cutmix_minmax must be (min, max) with 0 < min < max <= 1, got {self.cutmix_minmax!r}")
+        minmax = self.cutmix_minmax
+        if minmax is not None and not (isinstance(minmax, (tuple, list)) and len(minmax) == 2
+                                       and all(_number(v) for v in minmax) and 0 < minmax[0] < minmax[1] <= 1):
+            raise ConfigError(f"mixup.cutmix_minmax must be (min, max) with 0 < min < max <= 1, got {minmax!r}")
+        if not isinstance(self.correct_lam, bool):
+            raise ConfigError(f"mixup.correct_lam must be True or False, got {self.correct_lam!r}")
         if isinstance(self.off_epoch, bool) or not isinstance(self.off_epoch, int) or self.off_epoch < 0:
             raise ConfigError(f"mixup.off_epoch must be an integer >= 0, got {self.off_epoch!r}")
 
@@ -215,6 +225,13 @@ class EmaConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"ema.{key} must be in [0, 1], got {value!r}")
+        for key in ("warmup_gamma", "warmup_power"):
+            value = getattr(self, key)
+            if not _number(value) or value <= 0:
+                raise ConfigError(f"ema.{key} must be a number > 0, got {value!r}")
+        for key in ("warmup", "exclude_buffers"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"ema.{key} must be True or False, got {getattr(self, key)!r}")
         if self.publish not in ("raw", "ema"):
             raise ConfigError(f"ema.publish must be 'raw' or 'ema', got {self.publish!r}")
         if isinstance(self.update_after_step, bool) or not isinstance(self.update_after_step, int) or self.update_after_step < 0:

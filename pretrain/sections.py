@@ -39,9 +39,13 @@ def build_section(cls: type[S], values: Mapping[str, Any] | None, where: str, *c
     is passed on to ``cls.validate`` (e.g. the run a method's parameters are checked against). A
     ``ValueError`` or ``TypeError`` from ``validate`` becomes a :class:`ConfigError` with its message.
     """
-    values = dict(values or {})
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     names = [f.name for f in fields]
+    if values is not None and not isinstance(values, Mapping):  # e.g. --cfg-options mixup=abc
+        # mmengine's --cfg-options parses lists and tuples but not dicts: "{...}" stays a string
+        hint = f"; on the command line set its keys one by one, e.g. {where}.{names[0]}=..." if isinstance(values, str) else ""
+        raise ConfigError(f"{where} must be a dict of its keys ({', '.join(names)}), got {values!r}{hint}")
+    values = dict(values or {})
     unknown = set(values) - set(names)
     if unknown:
         raise unknown_keys_error(where, unknown, names)

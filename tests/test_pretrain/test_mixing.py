@@ -171,3 +171,31 @@ def test_scoring_passes_score_the_clean_images_and_the_pick_is_mixed(tmp_path, m
     x, t = replay_mixup(trainer, state, pick_images, pick_targets)
     assert torch.equal(x, trained[0])  # what trained is the picked batch mixed by timm's Mixup
     assert not torch.equal(x, pick_images)
+
+
+# -- a malformed mixup section: one error line, exit 2 ------------------------------------------------------------
+@pytest.mark.parametrize("option, message", [
+    ("mixup={'mixup_alpha':0.2}", "error: mixup must be a dict of its keys (mixup_alpha, cutmix_alpha, "),
+    ("mixup=[0.2,1.0]", "error: mixup must be a dict of its keys (mixup_alpha, cutmix_alpha, "),
+    ("mixup.foo=1", "error: mixup does not take foo (takes: mixup_alpha, "),
+    ("mixup.cutmix_minmax=5", "error: mixup.cutmix_minmax must be (min, max) with 0 < min < max <= 1, got 5"),
+    ("mixup.cutmix_minmax=[a,b]", "error: mixup.cutmix_minmax must be (min, max) with 0 < min < max <= 1, got ('a', 'b')"),
+    ("mixup.correct_lam=yes", "error: mixup.correct_lam must be True or False, got 'yes'"),
+])
+def test_a_malformed_mixup_is_one_error_line(option, message, capsys, tmp_path):
+    from pretrain.cli import train_main
+
+    code = train_main([str(CONFIGS / "tiny_digits_dar_mixup.py"), "--work-dir", str(tmp_path), "--dry-run",
+                       "--cfg-options", option])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and err[0].startswith(message), err
+
+
+def test_mixup_that_is_not_a_dict_stops_a_run_before_it_writes(tmp_path):
+    """Not a dry run: tools/train.py exits 2 with the line, the work dir untouched (it was a ValueError
+    traceback from ``dict('abc')`` in ``build_section``)."""
+    from helpers import harness
+
+    err = harness.rejected("tiny_digits_dar.py", tmp_path / "run", ["mixup=abc"])
+    assert len(err) == 1 and err[0].startswith("error: mixup must be a dict of its keys (mixup_alpha, ") and \
+        err[0].endswith("got 'abc'; on the command line set its keys one by one, e.g. mixup.mixup_alpha=..."), err

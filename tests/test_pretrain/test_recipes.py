@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import harness
 from mmengine import Config
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -227,12 +228,26 @@ def test_stochastic_depth_reaches_the_model_through_model_kwargs():
     ("mixup.mode=row", "error: mixup.mode must be 'batch', 'pair' or 'elem', got 'row'"),
     ("loss.type=focal", "error: loss.type must be 'ce' or 'bce', got 'focal'"),
     ("ema.publish=best", "error: ema.publish must be 'raw' or 'ema', got 'best'"),
+    ("ema=abc", "error: ema must be a dict of its keys (decay, "),
+    ("ema.warmup=maybe", "error: ema.warmup must be True or False, got 'maybe'"),
+    ("model.kwargs.drop_pth_rate=0.1", "error: model.kwargs.drop_pth_rate is not an argument of timm's test_resnet "
+                                       "(ResNet; did you mean drop_path_rate?)"),
+    ("model.kwargs.num_classes=3", "error: model.kwargs.num_classes is set by the run"),
+    ("model.kwargs=abc", "error: model.kwargs must be a dict of timm.create_model arguments, got 'abc'"),
 ])
 def test_bad_recipe_keys_are_one_error_line(option, message, capsys, tmp_path):
     code = train_main([str(CONFIGS / "tiny_digits_dar_mixup.py"), "--work-dir", str(tmp_path), "--dry-run",
                        "--cfg-options", option])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and err[0].startswith(message), err
+
+
+def test_a_misspelt_model_kwarg_stops_a_run_before_it_writes(tmp_path):
+    """Not a dry run: tools/train.py refuses it before the work dir is written (it used to be a TypeError
+    traceback from the model's constructor, after the config and git revision were written)."""
+    err = harness.rejected("tiny_digits_dar.py", tmp_path / "run", ["model.kwargs.drop_pth_rate=0.1"])
+    assert err == ["error: model.kwargs.drop_pth_rate is not an argument of timm's test_resnet "
+                   "(ResNet; did you mean drop_path_rate?)"], err
 
 
 def test_gradient_accumulation_updates_every_k_steps_with_the_mean_gradient(tmp_path):
