@@ -116,3 +116,121 @@ def test_script_inside_a_job_runs_srun_and_requeues_after_preemption(srun_rc, ba
     assert calls[0][-4:] == [f"--work-dir={tmp_path / 'wd'}", "--launcher", "slurm", "--resume"]
     if "scontrol" in calls_expected:
         assert calls[1] == ["scontrol", "requeue", "777"] and "requeueing job 777" in proc.stderr
+
+
+# A stand-in for srun (slurm cannot exist here) that does what srun does for one task on this node: sets the
+# task's SLURM_* variables and runs the command (exec: the task is srun's process, so a signal reaches it and
+# its exit code is srun's). The GPU is the one thing mocked: mmengine's slurm init calls
+# torch.cuda.set_device(SLURM_LOCALID), which a CPU cannot do (a sitecustomize makes it a no-op there).
+SRUN = """#!{python}
+import os, sys
+args = sys.argv[1:]
+opts = {{}}
+while args and args[0].startswith("--"):
+    key, _, value = args.pop(0)[2:].partition("=")
+    opts[key] = value
+assert opts.get("ntasks") == "1", "the stand-in srun runs one task"
+with open(os.environ["FAKE_SLURM_LOG"], "a") as f:
+    f.write('["srun"]\\n')
+os.environ.update(SLURM_PROCID="0", SLURM_NTASKS="1", SLURM_LOCALID="0", SLURM_NODELIST="localhost",
+                  SLURM_STEP_ID="0", PYTHONPATH=os.environ["FAKE_SITE"] + os.pathsep + os.environ.get("PYTHONPATH", ""))
+os.execvp(args[0], args)
+"""
+NO_GPU = """import torch
+if not torch.cuda.is_available():
+    torch.cuda.set_device = lambda device: None
+"""
+
+
+@pytest.mark.slow
+def test_a_preempted_fine_tuning_task_exits_75_through_srun_and_the_job_requeues_and_resumes(tmp_path):
+    """tools/slurm_train.sh inside a batch job, its srun a stand-in that execs the task: a real SIGTERM to
+    the job's processes (slurm's preemption signal) -> the fine-tuning writes its checkpoint and exits 75 ->
+    the script runs ``scontrol requeue``; the requeued job (the same command) resumes and finishes."""
+    import signal as sig
+    import socket
+    import time
+
+    import timm
+    import torch
+    from helpers.transfer_runs import TINY
+
+    from dar_common.workdir import latest_checkpoint
+    from transfer.tinydata import generate
+
+    generate(tmp_path / "data", **TINY)
+    torch.manual_seed(0)
+    torch.save({"state_dict": timm.create_model("resnet18").state_dict(),
+                "meta": {"arch": "resnet18", "method": "uniform"}}, tmp_path / "backbone.pth")
+    (tmp_path / "bin").mkdir()
+    for name, text in (("sbatch", FAKE), ("scontrol", FAKE), ("srun", SRUN)):
+        (tmp_path / "bin" / name).write_text(text.format(python=sys.executable))
+        (tmp_path / "bin" / name).chmod(0o755)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(NO_GPU)
+    (tmp_path / "calls.jsonl").unlink(missing_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    work = tmp_path / "wd"
+    argv = ["bash", str(SCRIPT), "cpu", "ft", "configs/transfer/pspnet_r18b-d8_tiny.py", str(work), "--backbone",
+            str(tmp_path / "backbone.pth"), "--data-root", str(tmp_path / "data" / "cityscapes"), "--cfg-options",
+            "train_cfg.max_iters=3", "train_cfg.val_interval=3", "default_hooks.checkpoint.interval=100"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != BATCH_MARKER}
+    env = {**clean, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "FAKE_SLURM_LOG": str(tmp_path / "calls.jsonl"),
+           "PYTHON": sys.executable, "FAKE_SITE": str(tmp_path / "site"), "GPUS": "1", "SLURM_JOB_ID": "777",
+           BATCH_MARKER: "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1",
+           "PYTHONWARNINGS": "ignore"}
+    job = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    deadline = time.monotonic() + 1800
+    while True:  # the task catches SIGTERM once training runs (PreemptionHook): then slurm's signal comes
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[0][-3000:]
+        task = next((p for p in _children(job.pid) if _catches(p, sig.SIGTERM)), None)
+        if task is not None:
+            break
+        time.sleep(0.05)
+    os.killpg(job.pid, sig.SIGTERM)  # slurm signals every process of the job: the batch script and the task
+    out = job.communicate(timeout=1800)[0]
+    calls = slurm_calls(tmp_path / "calls.jsonl")
+    assert job.returncode == 0, out[-3000:]  # the requeue succeeded: the batch script ends well
+    assert [c[0] for c in calls] == ["srun", "scontrol"] and calls[1] == ["scontrol", "requeue", "777"], calls
+    assert "preempted (exit 75) after a checkpoint: requeueing job 777" in out, out[-3000:]
+    stopped = latest_checkpoint(work)
+    assert stopped is not None and stopped.name != "iter_3.pth", out[-3000:]
+    again = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)  # requeued job
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resumed epoch: 0, iter: {stopped.stem.split('_')[1]}" in again.stdout + again.stderr
+    assert latest_checkpoint(work).name == "iter_3.pth"
+    assert [c[0] for c in slurm_calls(tmp_path / "calls.jsonl")] == ["srun", "scontrol", "srun"]
+
+
+def slurm_calls(log: Path) -> list[list[str]]:
+    """The stand-ins' calls, less mmengine's ``scontrol show hostname`` (MASTER_ADDR is set: unused)."""
+    return [c for c in map(json.loads, log.read_text().splitlines()) if c[:2] != ["scontrol", "show"]]
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (the stand-in srun execs the task: it is launch.py's child)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        kids = [p for p, parent in parents.items() if parent == current]
+        out += kids
+        todo += kids
+    return out
+
+
+def _catches(pid: int, signum: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(mask >> (signum - 1) & 1)
