@@ -129,7 +129,7 @@ def agreement_cost() -> list[str]:
 def transfer_section(records: list[dict]) -> list[str]:
     lines = ["## Transfer and pipeline", ""]
     try:
-        from render_transfer_doc import render  # the transfer side's own tables
+        from helpers.render_transfer_doc import render  # the transfer side's own tables
     except ImportError:
         return lines + ["(the transfer-side checks add their tables here)"]
     return lines + render(records).rstrip("\n").splitlines()
