@@ -9,7 +9,7 @@ imported; on the lite stack it first provides mmcv's ops from :mod:`.mmcv_lite_o
 ``metrics.json`` hook), :mod:`.cli` (``tools/train.py`` / ``tools/test.py`` for transfer configs),
 :mod:`.reference` and :mod:`.doctor` (the upstream reference models; ``python -m transfer.mm.doctor``).
 :mod:`.resume` (``RNGStateHook``: exact resume with randomness on; ``PreemptionHook``: SIGTERM/SIGUSR1 ->
-checkpoint, exit 75), :mod:`.ext_finder` (the ``mmcv._ext`` finder that ``tools/setup_env.py``'s ``.pth``
+checkpoint, exit 75; ``ResumableEpochBasedTrainLoop``: epoch-based recipes resume inside an epoch), :mod:`.ext_finder` (the ``mmcv._ext`` finder that ``tools/setup_env.py``'s ``.pth``
 installs, so upstream tools find the lite ops; standard library only).
 
 May import: torch, timm, mmengine, mmcv, the three toolboxes, :mod:`transfer.tasks` and
