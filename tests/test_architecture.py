@@ -89,3 +89,18 @@ def test_a_tool_runs_the_checkout_it_lives_in(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "zz_only_here" in proc.stdout
+
+
+def test_reach_follows_imports_tools_and_the_method_registry():
+    """``make test-fast --reach-all``'s check: what a test file reaches, and what it does not."""
+    from helpers.reach import project_modules, reached
+
+    tests = Path(__file__).resolve().parent
+    by_rs2 = reached([tests / "test_pretrain" / "test_rs2.py"])
+    assert {"pretrain.methods.rs2", "pretrain.selection.rs2", "pretrain.methods"} <= by_rs2
+    assert "tools/train.py" in by_rs2 and "tools/pipeline.py" not in by_rs2
+    by_tool = reached([tests / "test_tools" / "test_collect_results.py"])  # runs the script only
+    assert {"tools/collect_results.py", "transfer.study.results"} <= by_tool
+    assert {"tools/train.py", "pretrain.cli", "transfer.mm.mmseg"} <= project_modules()
+    by_data = reached([tests / "test_pretrain" / "test_data.py"])  # imports pretrain.data alone
+    assert "pretrain.data" in by_data and not {m for m in by_data if m.startswith(("transfer", "tools/"))}

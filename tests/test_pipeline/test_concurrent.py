@@ -54,6 +54,7 @@ def _interval(marker: dict) -> tuple[float, float]:
     return end - marker["wall_s"], end
 
 
+@pytest.mark.slow
 def test_two_jobs_run_a_scratch_fine_tuning_beside_the_pre_training_and_resume(tmp_path):
     """uniform seed 0 on the seg entry with scratch, ``--jobs 2``: the scratch fine-tuning reads no
     pre-training, so it starts at once in the second slot; uniform's waits for its published backbone."""
@@ -82,6 +83,7 @@ def test_two_jobs_run_a_scratch_fine_tuning_beside_the_pre_training_and_resume(t
     assert again.stderr.count("done earlier, skipped") == 6 and " done in " not in again.stderr
 
 
+@pytest.mark.slow
 def test_a_stage_that_fails_beside_another_lets_it_finish_and_starts_nothing_new(tmp_path):
     """``--jobs 2``: the scratch fine-tuning (its loader refuses batch size 0) fails while the pre-training
     runs beside it. The pre-training still finishes and is marked; nothing new (its publish stage) starts;

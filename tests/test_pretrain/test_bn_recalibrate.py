@@ -97,6 +97,7 @@ def test_bn_recalibrate_config_is_checked():
         BNRecalibrate.from_dict(dict(samples=10, momentum=0.1))
 
 
+@pytest.mark.slow
 def test_publish_model_recalibrate_bn_records_it_in_the_meta(tiny, tmp_path):
     work_dir = tiny.finished("uniform")  # shared with the other pre-training tests of the session
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -128,6 +129,7 @@ def test_publish_model_recalibrate_bn_records_it_in_the_meta(tiny, tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --recalibrate-bn.samples must be")
 
 
+@pytest.mark.slow
 def test_bn_recalibrate_in_the_run_config(tiny, tmp_path):
     work_dir = tmp_path / "run"
     assert tiny.run("uniform", work_dir, "bn_recalibrate.samples=300", "bn_recalibrate.seed=2") == 0

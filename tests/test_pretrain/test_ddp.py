@@ -93,6 +93,7 @@ print(f"rank {os.environ['RANK']} exit {code} gloo threads {sorted(n for n in na
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc")
 def test_process_group_threads_are_joined_before_the_interpreter_exits(tmp_path):
     """gloo's worker threads must be gone when ``train_main`` returns: one left alive at interpreter exit

@@ -196,6 +196,7 @@ def test_adapter_follows_the_rule_with_persistent_scores():
     check_against_rule(simulate())
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_with_bf16_losses_agree_with_one_process(tmp_path):
     assert torch.tensor([601.0]).bfloat16().long().item() != 601  # an index cast to bf16 would be wrong
     ranks = gloo_ranks.run_ranks(__file__, tmp_path)

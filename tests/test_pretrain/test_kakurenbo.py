@@ -197,6 +197,7 @@ def test_adapter_hides_refreshes_and_scales_the_lr():
     check_against_rule(simulate())
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_agree_with_one_process(tmp_path):
     ranks = gloo_ranks.run_ranks(__file__, tmp_path)
     one = simulate()

@@ -209,6 +209,7 @@ close_distributed()
 """
 
 
+@pytest.mark.slow
 def test_forward_samples_on_two_gloo_ranks_gives_every_rank_all_results(tmp_path):
     port = str(_free_port())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

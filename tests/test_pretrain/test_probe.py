@@ -195,6 +195,7 @@ def run_tool(*args: str) -> subprocess.CompletedProcess:
                           text=True, cwd=ROOT, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_tool_probes_a_published_file(tiny, digits, scenes, tmp_path):
     published = publish(tiny.finished("uniform"), tmp_path / "pub" / "tiny_uniform")
     out = tmp_path / "probe.json"
@@ -219,6 +220,7 @@ def test_tool_probes_a_published_file(tiny, digits, scenes, tmp_path):
     assert list(tmp_path.glob("*.tmp*")) == []
 
 
+@pytest.mark.slow
 def test_tool_bad_input_is_one_error_line(tmp_path, tiny):
     proc = run_tool(str(tmp_path / "missing.pth"))
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
@@ -240,6 +242,7 @@ def probed(tiny, scenes, tmp_path_factory) -> Path:
     return work_dir
 
 
+@pytest.mark.slow
 def test_probe_hook_writes_probe_lines_and_meta_without_touching_training(tiny, probed):
     work_dir = probed
     log = tiny.log(work_dir)

@@ -185,6 +185,7 @@ def test_adapter_prunes_by_window_then_anneals():
     check_against_rule(simulate())
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_agree_with_one_process(tmp_path):
     ranks, one = gloo_ranks.run_ranks(__file__, tmp_path), simulate()
     for r in range(2):

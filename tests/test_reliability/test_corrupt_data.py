@@ -96,6 +96,7 @@ def test_substitute_is_the_next_readable_sample_with_its_target(tmp_path):
         build_dataset({**data, "max_bad_images": 1}, "train", uint8=True)[5]
 
 
+@pytest.mark.slow
 def test_a_file_corrupted_mid_run_stops_it_with_one_line_and_resume_works_once_fixed(tmp_path):
     files = make_jpeg_folder(tmp_path / "data")
     opts = options(tmp_path / "data")
@@ -121,6 +122,7 @@ def test_a_file_corrupted_mid_run_stops_it_with_one_line_and_resume_works_once_f
             "--resume after the fix", 3, compared)
 
 
+@pytest.mark.slow
 def test_substitute_mode_is_deterministic_logged_once_and_bounded(tmp_path):
     files = make_jpeg_folder(tmp_path / "data")
     truncate(files[9])
@@ -164,6 +166,7 @@ def _record(what: str, runs: int, compared: list[str], ranks: int = 1) -> None:
                               "compared": compared})
 
 
+@pytest.mark.slow
 def test_a_file_corrupted_mid_run_on_rank_1_stops_both_ranks_with_one_line(tmp_path):
     """The file goes bad where rank 1 (not rank 0) reads it in epoch 2: both ranks stop at the same step
     (the per-step agreement of pretrain.preempt), rank 0 prints the failing rank's line, and after the

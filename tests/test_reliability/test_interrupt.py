@@ -3,10 +3,11 @@
 SIGKILL at a step, inside a checkpoint's bytes, before ``last_checkpoint`` moves or inside the
 end-of-epoch rule; a caught preemption signal (SIGTERM or SIGUSR1, alternating by method) finishes the
 step, writes ``step_<n>.pth`` and exits 75. Every shipped tiny config is covered (a new method's config
-is picked up by the glob; three plain controls only under ``-m extended``): one chain of two SIGKILLs and
-one preemption signal on one rank; under 2 gloo
-ranks one preemption signal sent to one rank (drawn), and for two methods that keep state across ranks
-two SIGKILLs as well. More: ``python tests/helpers/harness.py CONFIG --kills 10 --terms 3 [--ranks 2]``.
+is picked up by the glob): a chain of two SIGKILLs and one preemption signal, on 2 gloo ranks for the
+methods whose state crosses ranks (the kill and the signal hit one rank, drawn), on one rank for the
+others. CI runs each method's chain once: a method's 1-rank chain, and those of variants whose resumable
+state is their method's, run under ``-m extended`` (see ``EXTENDED_ONLY``).
+More: ``python tests/helpers/harness.py CONFIG --kills 10 --terms 3 [--ranks 2]``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ CONFIGS = sorted((ROOT / "configs" / "pretrain").glob("tiny_digits_*.py"))
 OPTIONS = ["data.batch_size=128"]  # 11 steps an epoch: 6 epochs in seconds, every seam still passed
 TWO_RANK_OPTIONS = ["data.batch_size=64"]  # the same global batch on 2 ranks
 EXTRA = {"tiny_digits_online": ["method.pool_size=256"]}  # the pool must hold a batch
-STATEFUL_ACROSS_RANKS = ("tiny_digits_dar", "tiny_digits_online")
 
 
 def options(config: Path, base: list[str] = OPTIONS) -> list[str]:
@@ -42,14 +42,30 @@ def test_every_method_has_a_tiny_config():
     assert len(CONFIGS) >= 6 and all(p.stem.startswith("tiny_digits_") for p in CONFIGS)
 
 
-# Controls whose whole resumable state is the plain subset sampler's, as uniform's (a subset drawn once, or
-# from (seed, epoch) alone, or uniform's sampler for fewer epochs): uniform's chain covers that state in CI,
-# theirs run under ``-m extended`` (CI time). A new method is in CI unless named here.
-SAMPLER_STATE_ONLY = ("tiny_digits_fixed_subset", "tiny_digits_random_drop", "tiny_digits_shortened")
-ONE_RANK_CONFIGS = [pytest.param(c, marks=pytest.mark.extended) if c.stem in SAMPLER_STATE_ONLY else c
-                    for c in CONFIGS]
+def _cross_rank(config: Path) -> bool:
+    """Whether this is the tiny config of a method that keeps state across ranks (its class's
+    ``has_cross_rank_state``): ``tiny_digits_<method>.py``, not a variant of it (e.g. ``..._mixup``)."""
+    method = Config.fromfile(str(config))["method"]["type"]
+    return config.stem == f"tiny_digits_{method}" and method_class(method).has_cross_rank_state
 
 
+# What CI leaves to ``-m extended`` (CI time), with the chain that covers the same resumable state:
+# - a method with cross-rank state: its 2-rank chain (the same SIGKILL seams and signal, on one rank of
+#   two, plus the gathered tables and per-rank generators; world size 1 runs the same state code and
+#   skips the gather, and each method's ``test_two_gloo_ranks_agree_with_one_process`` compares the two);
+# - controls whose whole state is the plain subset sampler's (a subset drawn once, or from (seed, epoch)
+#   alone, or uniform's sampler for fewer epochs): uniform's chain;
+# - variants of a method: ``dar_random`` is DaR's sampler and table with random scores (DaR's 2-rank
+#   chain); ``infobatch_mixup`` is InfoBatch's table under Mixup, whose generator state ``dar_mixup``'s
+#   chain covers.
+# A new method is in CI unless it is named here or has cross-rank state (then its 2-rank chain is).
+EXTENDED_ONLY = ("tiny_digits_fixed_subset", "tiny_digits_random_drop", "tiny_digits_shortened",
+                 "tiny_digits_dar_random", "tiny_digits_infobatch_mixup")
+ONE_RANK_CONFIGS = [pytest.param(c, marks=pytest.mark.extended) if c.stem in EXTENDED_ONLY or _cross_rank(c)
+                    else c for c in CONFIGS]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ONE_RANK_CONFIGS, ids=lambda p: p.stem.removeprefix("tiny_digits_"))
 def test_killed_and_preempted_then_resumed_is_bit_identical(config, references, tmp_path):
     opts = options(config)
@@ -62,25 +78,19 @@ def test_killed_and_preempted_then_resumed_is_bit_identical(config, references, 
     assert not report.stale_temporaries  # a kill inside a write leaves one; the resume removes it
 
 
-def _cross_rank(config: Path) -> bool:
-    """Whether this is the tiny config of a method that keeps state across ranks (its class's
-    ``has_cross_rank_state``): ``tiny_digits_<method>.py``, not a variant of it (e.g. ``..._mixup``)."""
-    method = Config.fromfile(str(config))["method"]["type"]
-    return config.stem == f"tiny_digits_{method}" and method_class(method).has_cross_rank_state
-
-
 # On 2 ranks CI covers the methods whose state crosses ranks (gathered loss/score tables, per-rank
 # generators); the plain subset samplers follow under ``-m extended`` (CI time).
 TWO_RANK_CONFIGS = [c if _cross_rank(c) else pytest.param(c, marks=pytest.mark.extended) for c in CONFIGS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", TWO_RANK_CONFIGS, ids=lambda p: p.stem.removeprefix("tiny_digits_"))
-def test_two_ranks_one_signalled_all_stop_and_resume_is_bit_identical(config, references, tmp_path):
+def test_two_ranks_killed_and_preempted_then_resumed_is_bit_identical(config, references, tmp_path):
     opts = options(config, TWO_RANK_OPTIONS)
-    kills = 2 if config.stem in STATEFUL_ACROSS_RANKS else 0
-    report = kill_and_resume(config, tmp_path, kills=kills, terms=1, ranks=2, seed=_seed(config) + 1,
+    report = kill_and_resume(config, tmp_path, kills=2, terms=1, ranks=2, seed=_seed(config) + 1,
                              term_signal=_term_signal(config), options=opts, reference=references.get(config, opts, 2))
-    assert len(report.signalled) == 1 and len(report.kills) == kills and not report.differences
+    assert len(report.signalled) == 1 and len(report.kills) == 2 and not report.differences
+    assert all(r.returncode != 0 for r in report.runs if r.kind == "killed")
     # pretrain.torchrun (tools/dist_train.sh) passes the ranks' 75 on, where torchrun itself exits 1
     assert [r.returncode for r in report.runs if r.kind.startswith("SIG")] == [75]
     assert not report.stale_temporaries

@@ -31,6 +31,7 @@ def test_bad_settings_are_one_line_before_any_work(option, message, tmp_path, ca
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
+@pytest.mark.slow
 def test_time_based_checkpoints_keep_the_newest_and_resume_exactly(references, tmp_path):
     """checkpoint_minutes=1e-4 (6 ms): a step_<n>.pth after every step, each replacing the one before; the
     run trains exactly what the uninterrupted run trains, and a resume from the newest step checkpoint too."""

@@ -67,6 +67,7 @@ def _bad_input(what: str, proc: subprocess.CompletedProcess, line: str) -> None:
                                         "line": line})
 
 
+@pytest.mark.slow
 def test_a_truncated_resume_checkpoint_is_one_line(step_checkpoint, tmp_path):
     bad = tmp_path / "step_2.pth"
     bad.write_bytes(step_checkpoint.read_bytes()[: step_checkpoint.stat().st_size // 2])
@@ -100,6 +101,7 @@ def test_a_foreign_resume_checkpoint_is_one_line(kind, step_checkpoint, tmp_path
     _bad_input(f"`--resume` a {kind.replace('_', ' ')} file", proc, one_line(proc, 2, needle, str(bad)))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_world_size_is_one_line(step_checkpoint, tmp_path):
     proc = train(tmp_path / "run", "--resume", str(step_checkpoint), options=["data.batch_size=64"], ranks=2)
     errors = error_lines(proc)

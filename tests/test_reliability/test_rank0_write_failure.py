@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from helpers.transfer_runs import ROOT, TIMEOUT_S, write_record
 
 FSIZE = ROOT / "tests" / "helpers" / "fsize.py"
 UNIFORM = ROOT / "configs" / "pretrain" / "tiny_digits_uniform.py"
 
 
+@pytest.mark.slow
 def test_rank0_write_failure_is_one_line_on_every_rank(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -98,6 +98,7 @@ def run(argv: list[str], env: dict | None = None) -> subprocess.Popen:
                             env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
 
 
+@pytest.mark.slow
 def test_sigterm_on_one_process(inputs, tmp_path):
     ref = tool("train.py", *args(inputs, tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr[-3000:]
@@ -126,6 +127,7 @@ def free_port() -> str:
         return str(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_sigusr1_on_one_of_two_ranks(inputs, tmp_path):
     """SIGUSR1 to rank 1 only: the per-iteration agreement stops both; dist_train.sh exits 75."""
     script = [str(ROOT / "tools" / "dist_train.sh")]

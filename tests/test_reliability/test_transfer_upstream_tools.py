@@ -66,6 +66,7 @@ def upstream(toolbox: str, script: str, *args: str | Path, cwd: Path) -> subproc
                           capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("toolbox", list(CONFIGS))
 def test_the_toolbox_tools_train_and_test(toolbox, tiny):
     config, _ = CONFIGS[toolbox]

@@ -82,6 +82,7 @@ def test_lock_is_per_process_and_dropped_at_exit(tmp_path):
     assert (work / LOCK_FILE).is_file()  # the record stays: a dead holder's file is no lock
 
 
+@pytest.mark.slow
 def test_second_pretraining_stops_at_once_and_a_killed_holder_is_taken_over(tmp_path):
     work = tmp_path / "run"
     first = start(PRETRAIN, "--work-dir", work, *PRE_FAST)
@@ -112,6 +113,7 @@ def test_second_pretraining_stops_at_once_and_a_killed_holder_is_taken_over(tmp_
                  exit_code=second.returncode, line=line, refused_in_s=round(refused_s, 1))
 
 
+@pytest.mark.slow
 def test_publish_refuses_a_log_of_two_runs(tmp_path):
     """The state two unlocked runs left (the issue's case): two summaries in one log.jsonl."""
     work = tmp_path / "run"
@@ -126,6 +128,7 @@ def test_publish_refuses_a_log_of_two_runs(tmp_path):
                  exit_code=proc.returncode, line=line)
 
 
+@pytest.mark.slow
 def test_fine_tuning_into_a_held_work_dir_stops_at_once(tmp_path, tiny):
     """A fine-tuning holds its work dir: a second fine-tuning, tools/test.py and a pre-training into it stop."""
     from helpers.transfer_runs import tool as run_tool

@@ -61,6 +61,7 @@ def uninterrupted(tiny_root, backbones, tmp_path_factory) -> Path:
     return work
 
 
+@pytest.mark.slow
 def test_history_has_every_validation(uninterrupted):
     rec = _record(uninterrupted)
     assert [h["iter"] for h in rec["history"]] == list(range(EVERY, ITERS + 1, EVERY))
@@ -99,6 +100,7 @@ def _kill_after_first_validation(argv: list[str], work: Path) -> None:
     assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before it was killed"
 
 
+@pytest.mark.slow
 def test_history_survives_kill_and_resume(uninterrupted, tiny_root, backbones, tmp_path):
     whole = _record(uninterrupted)["history"]
     work = tmp_path / "killed"

@@ -116,6 +116,7 @@ print(f"rank {os.environ['RANK']} exit {code} gloo threads {gloo_threads()}")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc")
 def test_distributed_fine_tuning_closes_its_process_group(tiny_root, tmp_path):
     """mmengine leaves the process group open after ``runner.train()``; its gloo threads then run into

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,7 @@ def expected_empty_ap(ann_file: Path) -> dict[str, float]:
     return out
 
 
+@pytest.mark.slow
 def test_a_detector_without_detections_gets_coco_zeros(tiny_root, tmp_path):
     ckpt = random_detector_checkpoint(tmp_path / "random.pth")
     work = tmp_path / "work"

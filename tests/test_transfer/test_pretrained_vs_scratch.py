@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dar_common.workdir import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +33,7 @@ def fine_tune_losses(work: Path, backbone: str, data: Path) -> list[float]:
     return [r["loss"] for r in records if "loss" in r]
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_weights_differs_from_scratch(tiny_root, backbones, tmp_path):
     data = tiny_root / "cityscapes"
     pretrained = fine_tune_losses(tmp_path / "pretrained", str(backbones["resnet18"]), data)
