@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..selection.infobatch import InfoBatchParams, cost_bound, infobatch_select, prunes, pruning_epochs
-from ..selection.loss_table import LossTable, keep_latest
+from ..selection.loss_table import LossTable, keep_latest, table_state
 from ..selection.samplers import derive_seed
 from .base import (
     Batch,
@@ -98,7 +98,7 @@ class InfoBatch(SubsetMethod):
             raise ValueError(f"InfoBatch state is from other settings ({dict(state['params'])} vs {mine})")
         super().load_state_dict(state)
         self.scores = state["scores"].to(torch.float32).clone()
-        self.losses.load_state_dict(state["losses"])
+        self.losses.load_state_dict(table_state(state, "losses", "epoch_losses", self.losses.columns))
         self.weights = state["weights"].to(torch.float32).clone()
         self.weighted = bool(state["weighted"])
         self.generator.set_state(state["generator"])

@@ -30,7 +30,7 @@ from ..selection.kakurenbo import (
     lr_factor,
     prediction_stats,
 )
-from ..selection.loss_table import LossTable, keep_latest
+from ..selection.loss_table import LossTable, keep_latest, table_state
 from .base import (
     EpochResult,
     Plan,
@@ -126,7 +126,7 @@ class Kakurenbo(SubsetMethod):
         super().load_state_dict(state)
         self.hidden = state["hidden"].to(torch.int64).clone()
         self.tables = {k: state["tables"][k].to(torch.float32).clone() for k in RECORDED}
-        self.records.load_state_dict(state["records"])
+        self.records.load_state_dict(table_state(state, "records", "epoch_tables", self.records.columns))
 
     def _settings(self) -> dict[str, Any]:
         c = self.params

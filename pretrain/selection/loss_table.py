@@ -12,7 +12,9 @@ them:
   NaN-initialised tables, the first record of an index winning (``distributed.scatter_into_table``);
 * ``collect()`` (collective) syncs, hands back the epoch's tables and starts the next epoch empty;
 * ``state_dict()`` (collective: syncs first) / ``load_state_dict()``: a mid-epoch checkpoint keeps what
-  the epoch has recorded so far, so a resume continues bit for bit.
+  the epoch has recorded so far, so a resume continues bit for bit;
+* ``table_state(state, key, old_key, columns)``: the table's state in a method's checkpoint state, also
+  from a checkpoint written before this module existed (each method kept its synced tables itself).
 
 Padding repeats: a ``DistributedSampler``-style shard pads the epoch order to a multiple of the ranks by
 repeating its head, so ``p = R*ceil(S/R) - S < R`` samples are trained twice, the repeat of order position
@@ -49,7 +51,7 @@ import torch
 
 from .distributed import gather_rows, scatter_into_table
 
-__all__ = ["LossTable", "keep_latest"]
+__all__ = ["LossTable", "keep_latest", "table_state"]
 
 
 class LossTable:
@@ -103,6 +105,27 @@ class LossTable:
             raise ValueError(f"loss table state has columns {tuple(state['columns'])}, this one {self.columns}")
         self.tables = {k: state["tables"][k].to(torch.float32).clone() for k in self.columns}
         self._idx, self._rows = [], []
+
+
+def table_state(state: Mapping[str, Any], key: str, old_key: str, columns: Sequence[str]) -> Mapping[str, Any]:
+    """``state[key]``, a :meth:`LossTable.state_dict`; from a checkpoint written before the one loss table
+    (commit 8746336, issue 16) the same state made of what it held under ``old_key``.
+
+    Those checkpoints held the epoch's synced table itself -- one float32 tensor (DaR's sampler
+    ``loss_table``, InfoBatch's ``epoch_losses``) or a dict of one per column (KAKURENBO's
+    ``epoch_tables``) -- written after a sync, so with nothing buffered: exactly what
+    :meth:`LossTable.state_dict` holds now (its columns, its tables), so a resume from one continues as
+    from a checkpoint the current code wrote.
+    """
+    if key in state:
+        return state[key]
+    if old_key not in state:
+        raise KeyError(f"checkpoint state has neither {key!r} nor (written before the one loss table) {old_key!r}")
+    old = state[old_key]
+    tables = dict(old) if isinstance(old, Mapping) else {columns[0]: old}
+    if len(tables) != len(columns):
+        raise ValueError(f"checkpoint {old_key!r} holds {sorted(tables)}, expected the columns {list(columns)}")
+    return {"columns": list(columns), "tables": tables}
 
 
 def keep_latest(latest: torch.Tensor, epoch: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch.utils.data import Sampler
 
 from .dar import DaRParams, DaRState, dar_transition, initial_state, select_hardest, select_random
 from .distributed import gather_ints, world_info
-from .loss_table import LossTable
+from .loss_table import LossTable, table_state
 
 __all__ = [
     "DaRSampler",
@@ -300,5 +300,5 @@ class DaRSampler(SubsetSampler):
         self._ended = bool(state["ended"])
         self._cursor = int(state["position"])
         self._start = 0 if self._ended else self._cursor  # an ended epoch restarts at the next set_epoch
-        self._losses.load_state_dict(state["losses"])
+        self._losses.load_state_dict(table_state(state, "losses", "loss_table", self._losses.columns))
         self._drop_gen.set_state(state["drop_generator"])
