@@ -287,25 +287,39 @@ class ListFile(Dataset):
         return load_image(path), target
 
 
-class Digits(Dataset):
-    """scikit-learn's 8x8 handwritten digits as RGB PIL images of ``img_size`` pixels.
+DIGITS_FILE = Path(__file__).with_name("digits.npz")
 
-    The split is stratified and fixed (``random_state=0``, 25% val): 1347 train / 450 val images.
+
+def digits_from_scikit_learn() -> dict[str, np.ndarray]:
+    """scikit-learn's 8x8 digits (pixel values 0-16) and the fixed split, as ``digits.npz`` holds them.
+
+    The split is stratified and fixed (``random_state=0``, 25% val). ``python -m pretrain.data`` writes
+    the file; a test checks it equals this. (Shipped so that a run does not import scikit-learn, ~1 s of
+    every pre-training's start.)
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    train_idx, val_idx = train_test_split(np.arange(len(digits.target)), test_size=0.25,
+                                          stratify=digits.target, random_state=0)
+    return {"images": digits.images.astype(np.uint8), "targets": digits.target.astype(np.int64),
+            "train": np.sort(train_idx), "val": np.sort(val_idx)}
+
+
+class Digits(Dataset):
+    """scikit-learn's 8x8 handwritten digits as RGB PIL images of ``img_size`` pixels, read from the
+    shipped ``digits.npz`` (see :func:`digits_from_scikit_learn`): 1347 train / 450 val images.
     """
 
     def __init__(self, split: str, img_size: int = 32):
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        digits = load_digits()
-        train_idx, val_idx = train_test_split(np.arange(len(digits.target)), test_size=0.25,
-                                              stratify=digits.target, random_state=0)
-        idx = np.sort(train_idx if split == "train" else val_idx)
+        with np.load(DIGITS_FILE) as digits:
+            idx, images, targets = digits["train" if split == "train" else "val"], digits["images"], digits["targets"]
         self.indices = idx  # into load_digits()
-        pixels = (digits.images[idx] * (255.0 / 16.0)).round().astype(np.uint8)
+        pixels = (images[idx].astype(np.float64) * (255.0 / 16.0)).round().astype(np.uint8)
         self.images = [Image.fromarray(p).resize((img_size, img_size), Image.BICUBIC).convert("RGB")
                        for p in pixels]
-        self.targets = digits.target[idx].tolist()
+        self.targets = targets[idx].tolist()
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -435,3 +449,11 @@ def build_dataset(data: dict, split: str, seed: int = 0, rank: int = 0, world_si
     return Indexed(base, targets, num_classes, build_transform(data, train, uint8),
                    AugSeed(seed) if train else None, on_bad_image=policy, max_bad_images=limit,
                    normalize=normalizer(data) if uint8 else None)
+
+
+if __name__ == "__main__":  # python -m pretrain.data: (re)write digits.npz from scikit-learn
+    from dar_common.workdir import atomic_path
+
+    with atomic_path(DIGITS_FILE) as tmp, open(tmp, "wb") as out:
+        np.savez_compressed(out, **digits_from_scikit_learn())
+    print(f"wrote {DIGITS_FILE} ({DIGITS_FILE.stat().st_size} bytes)")

@@ -9,7 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from pretrain.data import DataError, Digits, build_dataset, build_transform, verify_images
+from pretrain.data import (
+    DIGITS_FILE,
+    DataError,
+    Digits,
+    build_dataset,
+    build_transform,
+    digits_from_scikit_learn,
+    verify_images,
+)
 
 DIGITS = dict(type="digits", img_size=32, batch_size=8, scale=(0.5, 1.0), hflip=0.0, crop_pct=1.0)
 
@@ -22,6 +30,22 @@ def test_digits_split_is_fixed_stratified_and_disjoint():
     assert (counts_val >= 43).all() and (np.abs(counts_train / 1347 - counts_val / 450) < 0.01).all()
     assert sorted(np.concatenate([train.indices, val.indices]).tolist()) == list(range(1797))  # a partition
     assert train.images[0].size == (32, 32) and train.images[0].mode == "RGB"
+
+
+def test_the_shipped_digits_are_scikit_learns_and_their_split():
+    """``digits.npz`` (read by every run instead of importing scikit-learn) holds exactly what
+    scikit-learn's ``load_digits`` and the stratified split give; the images built from it too."""
+    from sklearn.datasets import load_digits
+
+    with np.load(DIGITS_FILE) as shipped:
+        assert set(shipped.files) == {"images", "targets", "train", "val"}
+        for key, value in digits_from_scikit_learn().items():
+            assert shipped[key].dtype == value.dtype and np.array_equal(shipped[key], value), key
+    sk = load_digits()
+    val = Digits("val", img_size=8)
+    pixels = (sk.images[val.indices] * (255.0 / 16.0)).round().astype(np.uint8)  # the former way, from sklearn
+    assert val.targets == sk.target[val.indices].tolist()
+    assert all(np.array_equal(np.asarray(img)[..., 0], p) for img, p in zip(val.images, pixels, strict=True))
 
 
 def test_items_are_image_target_index_and_augmentation_is_keyed():
