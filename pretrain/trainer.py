@@ -110,6 +110,13 @@ def pad_batch(images: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
             torch.cat([w, torch.zeros(size - n, device=w.device, dtype=w.dtype)]))
 
 
+def padded_sizes(batch_size: int, sizes: Sequence[int]) -> tuple[int, ...]:
+    """The fixed sizes training batches are padded up to (``runtime.pad_batches``): the sizes a method trains
+    at (``SelectionMethod.train_batch_sizes``), its full batch b as b + 1 (the feed folds a single last
+    sample into the last batch, so one graph holds both), and b + 1 always (any batch up to it)."""
+    return tuple(sorted({batch_size + 1, *(s for s in sizes if s != batch_size)}))
+
+
 def build_datasets(cfg: TrainConfig, env: Env):
     """Train and val sets; a data problem on any rank stops every rank with the same one line."""
     try:
@@ -156,10 +163,9 @@ class Trainer:
                       if cfg.mixup else None)
         self.erase = batch_random_erasing(cfg.raw["data"], env.device)
         self.ema = Ema(cfg.ema, self.model) if cfg.ema else None
-        # fixed batch shapes (compiled once): b + 1 (a folded last batch), and any sizes the method trains
+        # fixed batch shapes (compiled once): the sizes the method trains at, the full batch as b + 1
         pad = rt.pad_batches if rt.pad_batches is not None else rt.compile
-        sizes = getattr(self.method, "train_batch_sizes", None)
-        self.batch_sizes = tuple(sorted({b + 1, *(sizes() if sizes else ())})) if pad else ()
+        self.batch_sizes = padded_sizes(b, self.method.train_batch_sizes()) if pad else ()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.feed = self.method.build_feed(self.train_set, data.num_workers)
         self.services = Services(self.model, env, self.train_set, self.model_input, batch_size=data.batch_size,

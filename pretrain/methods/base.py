@@ -361,6 +361,16 @@ class SelectionMethod:
         """The samples of a loaded batch to train on, and their loss weights (default: all, unweighted)."""
         return batch
 
+    def train_batch_sizes(self) -> tuple[int, ...]:
+        """The per-rank batch sizes :meth:`select` hands to training, one per shape (default: the full batch).
+
+        With ``runtime.pad_batches`` (on with ``runtime.compile``) the trainer pads every trained batch up
+        to the nearest of these sizes with weight-0 copies, so each is one compiled graph; the full batch
+        is padded to b + 1, which also holds a last batch the feed folded a single sample into. A method
+        that trains smaller batches (a kept share) declares their size, so they train at it, not at b + 1.
+        """
+        return (self.run.batch_size,)
+
     def record(self, record: StepRecord) -> None:
         """Per-sample losses and logits of a trained batch (every step, after the update)."""
 

@@ -74,6 +74,14 @@ class SelectiveBackprop(SubsetMethod):
         k = kept_count(n, self.params.keep)
         return k if k >= 2 else None
 
+    def train_batch_sizes(self) -> tuple[int, ...]:
+        """A selecting step trains ``int(keep * b)`` samples (a smaller last batch keeps fewer: padded up to
+        it), the other steps the full batch b: padded (``runtime.pad_batches``) to the kept size, a
+        selecting step keeps its saving."""
+        b = self.run.batch_size
+        k = self._kept(b)
+        return (b,) if k is None else (k, b)
+
     def plan(self) -> Plan:
         """Exact sizes from the closed-form schedule: per epoch a few integer operations, whatever the
         number of steps (ImageNet's 600k steps plan as fast as the tiny run's)."""
