@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
+from dar_common.console import print_error
 from dar_common.exit_codes import PREEMPTED_EXIT_CODE
 from dar_common.process_group import close_distributed
 from dar_common.workdir import (
@@ -190,18 +191,18 @@ def main(args: argparse.Namespace) -> int:
         stop_reason = trainer.stop_reason
     except BAD_INPUT as exc:
         if main_rank:
-            print(f"error: {exc}", file=sys.stderr)
+            print_error(str(exc))
         return 2
     except OSError as exc:  # a write that failed (full disk, file-size limit): the previous file is intact
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 1
     except RuntimeError as exc:  # a collective broken by a rank that stopped (its own line says why)
         import torch.distributed as dist
 
         if main_rank or not isinstance(exc, getattr(dist, "DistError", ())):
             raise
-        print(f"error: rank {os.environ.get('RANK', '?')}: another rank stopped during a collective "
-              f"({str(exc).splitlines()[0][:160]}); its error line says why", file=sys.stderr)
+        print_error(f"rank {os.environ.get('RANK', '?')}: another rank stopped during a collective "
+                    f"({str(exc).splitlines()[0][:160]}); its error line says why")
         return 1
     finally:
         if env is not None and env.main and work_dir is not None:  # in-process callers (tests) go on

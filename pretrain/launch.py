@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dar_common.console import print_error
 from dar_common.exit_codes import PREEMPTED_EXIT_CODE
 
 BATCH_MARKER = "DAR_SLURM_BATCH"  # set by our sbatch submission: this process is the batch script
@@ -152,7 +153,7 @@ def main(argv: list[str], env: dict[str, str] | None = None, script: str = "tool
         print(f"preempted (exit {code}) after a checkpoint: requeueing job {env['SLURM_JOB_ID']}", file=sys.stderr)
         return _run(requeue)
     except LaunchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
+from dar_common.console import print_error
 from dar_common.workdir import (
     WorkDirBusy,
     hold_work_dir,
@@ -276,10 +277,10 @@ def _main(run, parser: argparse.ArgumentParser, argv: list[str]) -> int:
                   file=sys.stderr)
         return PREEMPTED_EXIT_CODE
     except (PreflightError, BackboneCheckpointError, WorkDirBusy) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(str(err))
         return 2
     except OSError as err:  # e.g. a write that failed (full disk, file-size limit): the old file is intact
-        print(f"error: {err}", file=sys.stderr)
+        print_error(str(err))
         return 1
     finally:  # mmengine leaves the group open: gloo threads alive at exit can abort a finished rank
         close_distributed()
