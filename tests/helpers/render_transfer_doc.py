@@ -23,12 +23,13 @@ def newest(records: list[dict], kind: str, key) -> list[dict]:
     return list(out.values())
 
 
-def finetuning_resumes(records: list[dict]) -> dict[str, list[dict]]:
-    """Every fine-tuning kill/resume test's record (randomness on), by config: each run counts, not the newest."""
-    out: dict[str, list[dict]] = {}
+def finetuning_resumes(records: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    """Every fine-tuning kill/resume test's record (randomness on), by config and ranks: each run counts, not
+    the newest."""
+    out: dict[tuple[str, int], list[dict]] = {}
     for r in records:
         if r.get("kind") == "transfer_resume" and "randomness" in r:  # (older records ran with dropout off)
-            out.setdefault(r["config"], []).append(r)
+            out.setdefault((r["config"], r.get("ranks", 1)), []).append(r)
     return dict(sorted(out.items()))
 
 
@@ -169,20 +170,21 @@ def render(records: list[dict]) -> str:
         for r in kills:
             lines.append(f"| `tools/pipeline.py` (pre-training + fine-tuning stages) | {'; '.join(r['kills'])} | "
                          f"{r['runs']} | {', '.join(r['compared'])} | {'yes' if r['identical'] else 'NO'} |")
-        for config, rs in resumes.items():
+        for (config, ranks), rs in resumes.items():
             points = Counter(k for r in rs for k in r["kills"])
             kills_cell = "; ".join(f"{k} ({n}x)" if n > 1 else k for k, n in sorted(points.items()))
             compared = next((r["compared"] for r in reversed(rs) if r["identical"]), [])
             same = sum(r["identical"] for r in rs)
             differs = [r.get("differs", "") for r in rs if not r["identical"]]
-            lines.append(f"| `tools/train.py {config}` (`--resume`; {rs[-1].get('randomness', 'dropout off')}) | "
+            command = f"tools/train.py {config}" if ranks == 1 else f"tools/dist_train.sh {config} {ranks}"
+            lines.append(f"| `{command}` (`--resume`; {rs[-1].get('randomness', 'dropout off')}) | "
                          f"{kills_cell} | {len(rs)} tests of {rs[-1]['runs']} runs | {', '.join(compared)} | "
                          f"{same} of {len(rs)}{' (differed: ' + cell('; '.join(differs)) + ')' if differs else ''} |")
         if resumes:
             everything = [r for rs in resumes.values() for r in rs]
             lines += ["", f"Fine-tuning kill/resume tests with randomness on (each: an uninterrupted run, a run "
                       f"SIGKILLed after a checkpoint drawn at random, its `--resume`): {len(everything)}, over "
-                      f"{len(resumes)} recipes; identical to the uninterrupted run: "
+                      f"{len({config for config, _ in resumes})} recipes; identical to the uninterrupted run: "
                       f"{sum(r['identical'] for r in everything)} of {len(everything)}."]
     preempts = newest(records, "transfer_preempt", lambda r: f"{r['config']} {r['ranks']}")
     if preempts:

@@ -14,6 +14,7 @@ pipeline killed mid-stage is ``test_pipeline_kill.py`` (slow).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -233,25 +234,54 @@ def train_args(published, tiny, work: Path) -> list:
     return [SEG, "--backbone", published["published"], "--data-root", tiny / "cityscapes", "--work-dir", work, *RESUME_OPTIONS]
 
 
-def kill_after(argv: list, work: Path, checkpoint: str) -> float:
-    """Run ``tools/train.py argv``; SIGKILL it (its whole session) once ``last_checkpoint`` names ``checkpoint``."""
+def kill_after(argv: list, work: Path, checkpoint: str, launcher: list | None = None, env: dict | None = None) -> float:
+    """Run ``tools/train.py argv`` (or ``launcher + argv``); SIGKILL it and every process under it (torchrun
+    starts each rank in a session of its own, so its process group is not enough) once ``last_checkpoint``
+    names ``checkpoint``: all are stopped first, then killed, so no rank trains on after the others died."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), *map(str, argv)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.Popen([*(launcher or [sys.executable, str(ROOT / "tools" / "train.py")]), *map(str, argv)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
     try:
         while proc.poll() is None and time.monotonic() - start < TIMEOUT_S:
             pointer = work / "last_checkpoint"
             if pointer.is_file() and Path(pointer.read_text().strip()).name == checkpoint:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid)
                 break
             time.sleep(0.05)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_tree(proc.pid)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before {checkpoint}"
     return time.monotonic() - start
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process below it (from ``/proc``), parents first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop(0))
+        todo += parents.get(tree[-1], [])
+    return tree
+
+
+def kill_tree(pid: int) -> None:
+    """SIGSTOP ``pid``'s whole tree (twice: a process forked meanwhile is caught), then SIGKILL it."""
+    for _ in range(2):
+        for p in process_tree(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGSTOP)
+    for p in process_tree(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
 
 
 def assert_same_training_state(a: dict, b: dict) -> list[str]:
@@ -333,3 +363,67 @@ def test_a_bad_resume_checkpoint_is_one_line(kind, published, tiny, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     write_record("bad_input", tool="tools/train.py (transfer)", input=f"--resume with a {kind} checkpoint",
                  exit_code=proc.returncode, line=line)
+
+
+def dist_train(config: Path, *args, env: dict) -> subprocess.CompletedProcess:
+    """``tools/dist_train.sh CONFIG 2 ARGS`` (two gloo ranks under torchrun), output captured."""
+    return subprocess.run([str(ROOT / "tools" / "dist_train.sh"), str(config), "2", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=TIMEOUT_S,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore", **env, "PORT": free_port()})
+
+
+def free_port() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+# Two ranks: no validation (the weights, every optimizer buffer and the schedulers carry the comparison; the
+# 1-rank test above compares metrics.json too)
+TWO_RANK_OPTIONS = [*RESUME_OPTIONS, "val_cfg=None", "val_dataloader=None", "val_evaluator=None"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", [pytest.param("pspnet_r18b-d8_tiny.py", id="pspnet")] + [
+    pytest.param(name, id=name.split("_")[0], marks=pytest.mark.extended) for name in OTHER_RECIPES])
+def test_two_rank_finetuning_killed_then_resumed_matches_an_uninterrupted_run(recipe, published, tiny, tmp_path):
+    """The 1-rank test above on 2 gloo ranks (``tools/dist_train.sh``): torchrun and both ranks SIGKILLed at
+    once after a checkpoint drawn at random, then ``--resume`` on 2 ranks ends in the uninterrupted 2-rank
+    run's state; the checkpoint holds both ranks' generator states. PSPNet in CI, the other recipes
+    ``extended`` (the resume path is the recipe-independent RNGStateHook; their 1-rank runs are in CI)."""
+    import random
+
+    config = ROOT / "configs" / "transfer" / recipe
+    data = tiny / OTHER_RECIPES.get(recipe, "cityscapes")
+    env = {"PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+
+    def train_args(work: Path) -> list:
+        return ["--backbone", published["published"], "--data-root", data, "--work-dir", work, *TWO_RANK_OPTIONS]
+
+    kill_at = random.Random(os.environ.get("DAR_KILL_SEED", "20") + recipe + "2").randint(1, RESUME_ITERS - 1)
+    ref = dist_train(config, *train_args(tmp_path / "ref"), env=env)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    cut = tmp_path / "cut"
+    killed_s = kill_after(train_args(cut), cut, f"iter_{kill_at}.pth",
+                          launcher=[str(ROOT / "tools" / "dist_train.sh"), str(config), "2"],
+                          env={**env, "PORT": free_port()})
+    assert not (cut / f"iter_{RESUME_ITERS}.pth").exists()
+    resumed = dist_train(config, *train_args(cut), "--resume", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout + resumed.stderr
+    assert f"resumed epoch: 0, iter: {kill_at}" in out and "holds no RNG states" not in out, out[-3000:]
+    record = dict(config=str(config.relative_to(ROOT)), ranks=2, randomness="as shipped",
+                  kills=[f"SIGKILL (torchrun and both ranks) after iter_{kill_at}.pth of {RESUME_ITERS}"], runs=3,
+                  killed_after_s=round(killed_s))
+    try:
+        a_k = torch.load(cut / f"iter_{kill_at}.pth", map_location="cpu", weights_only=False)
+        assert len(a_k["rng_states"]["ranks"]) == 2
+        a = torch.load(cut / f"iter_{RESUME_ITERS}.pth", map_location="cpu", weights_only=False)
+        b = torch.load(tmp_path / "ref" / f"iter_{RESUME_ITERS}.pth", map_location="cpu", weights_only=False)
+        compared = assert_same_training_state(a, b)
+    except AssertionError as err:
+        write_record("transfer_resume", **record, compared=[], identical=False, differs=str(err)[:500])
+        raise
+    write_record("transfer_resume", **record, compared=compared, identical=True)
