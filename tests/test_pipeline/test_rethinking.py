@@ -74,14 +74,16 @@ def test_convergence_table_has_each_point_and_paired_deltas(runs):
 def test_summary_table_cells(runs):
     s = summary_table(runs)
     assert s.headers[:2] == ["Recipe", "Pre-training"]
-    assert "fine-tuned, 10% data, it 15" in s.headers and "frozen, 100% data, end" in s.headers
+    assert "fine-tuned, 10% data, first point" in s.headers and "frozen, 100% data, end" in s.headers
     assert s.headers[-2:] == ["ΔAP^bb_50", "ΔAP^bb_75"]
     methods = [r[1] for r in s.rows]
     assert methods == ["dar", "scratch (no pre-training)"]
     dar = s.diffs[0]
     mean, half = paired([20, 25, 21], [30, 34, 32])
-    first = dar["fine-tuned, 100% data, it 15"]
+    first = dar["fine-tuned, 100% data, first point"]
     assert first.mean == pytest.approx(mean) and first.half_width == pytest.approx(half)
+    cell = s.rows[0][s.headers.index("fine-tuned, 100% data, first point")]
+    assert cell.startswith("it 15: ") and f"{mean:+.2f}" in cell  # the iteration is the cell's (recipes differ)
     assert dar["fine-tuned, 10% data, end"].mean == pytest.approx(paired([10, 20], [20, 30])[0])
     assert dar["frozen, 100% data, end"].mean == pytest.approx(-5.0) and dar["frozen, 100% data, end"].n == 1
     assert dar["ΔAP^bb_75"].mean == pytest.approx(paired([25, 20, 30], [30, 30, 30])[0])

@@ -161,7 +161,7 @@ def summary_columns(runs: list[TransferRun]) -> list[tuple[str, tuple[bool, floa
             sub = [r for r in runs if r.setting == (frozen, frac)]
             its = curve_iterations(sub)
             for point in (["first"] if its and its[0] != max(its) else []) + ["final"]:
-                at = f"it {its[0]}" if point == "first" else "end"
+                at = "first point" if point == "first" else "end"  # recipes differ in N: the cell says it
                 cols.append((f"{setting_label(frozen, frac)}, {at}", (frozen, frac), point))
     return cols
 
@@ -192,11 +192,13 @@ def summary_table(tra: list[TransferRun]) -> Summary | None:
             if base is None:
                 continue
             cells: dict[str, PairedDiff | None] = {}
+            where: dict[str, str] = {}  # a first point's iteration, written in its cell
             for name, setting, point in cols:
                 sub = [r for r in runs if r.setting == setting]
                 its = curve_iterations(sub)
                 if point == "first":
                     cells[name] = _delta(sub, k, base, lambda r, i=its[0], c=col: _scaled(r.value_at(i, c.key), c))
+                    where[name] = f"it {its[0]}: "
                 else:
                     cells[name] = _delta(sub, k, base, lambda r, c=col: _scaled(r.value(c.key), c))
             if loc:
@@ -204,11 +206,13 @@ def summary_table(tra: list[TransferRun]) -> Summary | None:
                 for c in loc:
                     cells[f"Δ{c.header}"] = _delta(full, k, base, lambda r, c=c: _scaled(r.value(c.key), c))
             label = k.method if not k.is_scratch else f"{SCRATCH} (no pre-training)"
-            rows.append([labels[task, cfg], label] + [_fmt_diff(cells.get(h)) if h in cells else "" for h in all_cols])
+            rows.append([labels[task, cfg], label] + [where.get(h, "") + _fmt_diff(cells.get(h)) if h in cells else ""
+                                                      for h in all_cols])
             diffs.append(cells)
     note = ("Each cell: Δ = method − uniform of the headline metric (box AP, keypoint AP, mIoU; positive is better), "
-            "mean of the per-seed differences [paired 95% t interval]; `it N` = the first validation of the "
-            "fine-tuning (curve point), `end` = after the full schedule (the test). Pre-training's value should show "
+            "mean of the per-seed differences [paired 95% t interval]; `first point` = the first validation of the "
+            "fine-tuning (curve point; `it N` in the cell: its iteration, which differs between recipes), `end` = "
+            "after the full schedule (the test). Pre-training's value should show "
             "early, with little data and with a frozen backbone; scratch − uniform is what pre-training buys. "
             "ΔAP50 vs ΔAP75 (detectors, fine-tuned, full data): a method that loses more at AP75 loses on "
             "localization.")
