@@ -23,11 +23,11 @@
 #          python tools/pipeline.py configs/pipeline/demo.py --quick            # all stages, fewest iterations
 #          python tools/pipeline.py configs/pipeline/demo.py --methods uniform,dar --tasks seg --seeds 0
 #          Rerunning resumes; --dry-run lists the stages; --jobs 1 runs one stage at a time.
-# Cost (idle 2-core CPU, measured): 73 stages -- 6 pre-trainings (~35-48 s each), 30 fine-tune+test runs
-#   (~25-45 s each on one core) -- two at a time: `make demo` ~12-13 min wall (one at a time on both cores:
-#   19 min), measured before the fine-tuning curves: curve_points=4 adds 4 validations on the 50 val images
-#   per fine-tuning (issue 17), not yet measured on an idle machine. --quick: 1 seed, 6 iterations per
-#   fine-tuning (2 curve points), no scratch. A rerun only rebuilds the report.
+# Cost (2-core CPU, measured from a fresh clone on 7 Dec 2026): 73 stages -- 6 pre-trainings, 30 fine-tune+test
+#   runs (fine-tunings 1:15-2:10 each on one core, their 4 curve validations included) -- two at a time:
+#   `make demo` 1,997 s (33 min) wall. Before the fine-tuning curves (an earlier session): 730 s, one stage at a
+#   time on both cores 1.56x that. --quick: 1 seed, 6 iterations per fine-tuning (2 curve points), no
+#   scratch. A rerun only rebuilds the report.
 # What the numbers say: README.md quotes the report of a fresh `make demo`.
 report_dir = 'work_dirs/demo'
 launch = dict(jobs=2)  # two stages at once, one core each (--jobs 1: one at a time, on both cores)
