@@ -17,6 +17,7 @@ localization-sensitive metric -- and whether the pre-training probes rank the me
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,7 +323,8 @@ def curve_plots(tra: list[TransferRun], out_dir: Path) -> dict[str, Path]:
             continue
         keys = _order(list({r.key for r in runs}))
         colors = _colors(keys)
-        fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings) + 1, 3.4), squeeze=False)
+        width = 4.2 * len(settings) + 1
+        fig, axes = plt.subplots(1, len(settings), figsize=(width, 3.4), squeeze=False)
         for ax, setting in zip(axes[0], settings, strict=True):
             sub = [r for r in runs if r.setting == setting]
             its = curve_iterations(sub)
@@ -341,7 +343,9 @@ def curve_plots(tra: list[TransferRun], out_dir: Path) -> dict[str, Path]:
             ax.set(title=setting_label(*setting), xlabel="fine-tuning iteration", ylabel=col.header)
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
-        fig.suptitle(f"{cfg}: {col.header} during fine-tuning (mean ± std over seeds)")
+        # wrapped to the figure (~12 characters an inch at this size): one panel cut the title at both ends
+        fig.suptitle(textwrap.fill(f"{cfg}: {col.header} during fine-tuning (mean ± std over seeds)",
+                                   int(12 * width)))
         fig.tight_layout()
         out[f"curves_{cfg}"] = _save(fig, out_dir / f"curves_{cfg}.png")
     return out
