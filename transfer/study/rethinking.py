@@ -343,9 +343,9 @@ def curve_plots(tra: list[TransferRun], out_dir: Path) -> dict[str, Path]:
             ax.set(title=setting_label(*setting), xlabel="fine-tuning iteration", ylabel=col.header)
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
-        # wrapped to the figure (~12 characters an inch at this size): one panel cut the title at both ends
+        # wrapped to the figure (~8 characters an inch at suptitle size): one panel cut the title at both ends
         fig.suptitle(textwrap.fill(f"{cfg}: {col.header} during fine-tuning (mean ± std over seeds)",
-                                   int(12 * width)))
+                                   int(8 * width)))
         fig.tight_layout()
         out[f"curves_{cfg}"] = _save(fig, out_dir / f"curves_{cfg}.png")
     return out
