@@ -13,9 +13,9 @@
 #   convergence tables, the probe-agreement table and the usual tables with a row block per setting.
 # Launch:  python tools/pipeline.py configs/pipeline/demo_rethinking.py      (--quick: 1 seed, 6 iterations)
 # Cost: 4 pre-trainings with probes and 36 fine-tune+test runs (2 recipes x 3 settings x 3 methods x 2 seeds),
-#   each ~25-45 s on one core on an idle 2-core machine (demo.py's figures) plus 4 validations; two at a time
+#   each ~25-45 s on one core on an idle 2-core machine (an earlier measurement) plus 4 validations; two at a time
 #   roughly 12-15 min (estimate). Run in full from a fresh clone on 7 Dec 2026 (80 stages; the report had
-#   every table above): 5,703 s wall, of which 51 min paused and ~25 min beside the test suite, so ~44 min
+#   every table above): 5,703 s wall, of which 51 min paused and ~15 min beside the test suite, so ~44 min
 #   of running on a shared 2-core machine, not an idle figure.
 _base_ = ['./demo.py']
 
