@@ -2,8 +2,11 @@
 configs written for a test, file snapshots, and the records ``docs/reliability.md`` is made from."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -91,3 +94,37 @@ def write_record(kind: str, **fields) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps({"kind": kind, **fields, "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+
+
+def free_port() -> str:
+    """A free local TCP port for a torchrun rendezvous (``PORT`` of ``tools/dist_train.sh``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process below it (from ``/proc``), parents first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop(0))
+        todo += parents.get(tree[-1], [])
+    return tree
+
+
+def kill_tree(pid: int) -> None:
+    """SIGSTOP ``pid``'s whole tree (twice: a process forked meanwhile is caught), then SIGKILL it."""
+    for _ in range(2):
+        for p in process_tree(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGSTOP)
+    for p in process_tree(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)

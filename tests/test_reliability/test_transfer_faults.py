@@ -14,7 +14,6 @@ pipeline killed mid-stage is ``test_pipeline_kill.py`` (slow).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import signal
@@ -31,6 +30,8 @@ from helpers.transfer_runs import (
     TIMEOUT_S,
     TINY,
     assert_one_error_line,
+    free_port,
+    kill_tree,
     pipeline_config,
     snapshot,
     temporaries,
@@ -257,33 +258,6 @@ def kill_after(argv: list, work: Path, checkpoint: str, launcher: list | None = 
     return time.monotonic() - start
 
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every live process below it (from ``/proc``), parents first."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        tree.append(todo.pop(0))
-        todo += parents.get(tree[-1], [])
-    return tree
-
-
-def kill_tree(pid: int) -> None:
-    """SIGSTOP ``pid``'s whole tree (twice: a process forked meanwhile is caught), then SIGKILL it."""
-    for _ in range(2):
-        for p in process_tree(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGSTOP)
-    for p in process_tree(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGKILL)
-
-
 def assert_same_training_state(a: dict, b: dict) -> list[str]:
     """Weights, every optimizer buffer, schedulers and iteration identical; what was compared."""
     assert a["state_dict"].keys() == b["state_dict"].keys()
@@ -370,14 +344,6 @@ def dist_train(config: Path, *args, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([str(ROOT / "tools" / "dist_train.sh"), str(config), "2", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=TIMEOUT_S,
                           env={**os.environ, "PYTHONWARNINGS": "ignore", **env, "PORT": free_port()})
-
-
-def free_port() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
 
 
 # Two ranks: no validation (the weights, every optimizer buffer and the schedulers carry the comparison; the

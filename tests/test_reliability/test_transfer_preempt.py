@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.transfer_runs import ROOT, TIMEOUT_S, TINY, tool, write_record
+from helpers.transfer_runs import ROOT, TIMEOUT_S, TINY, free_port, tool, write_record
 
 from dar_common.workdir import latest_checkpoint, read_metrics
 
@@ -129,12 +128,6 @@ def test_sigterm_on_one_process(config, inputs, tmp_path):
     write_record("transfer_preempt", config=str(config.relative_to(ROOT)), ranks=1, signal="SIGTERM",
                  stopped_at=stopped.name, exit_code=proc.returncode, compared=[*compared, "metrics.json"],
                  identical=True)
-
-
-def free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
 
 
 @pytest.mark.slow
