@@ -19,6 +19,15 @@ TIMEOUT_S = 1800
 # The tiny sets at the size these tests were measured with (24 train / 8 val scenes of 256 px, no
 # classification set): the generator's defaults are sized for the demo's numbers, not for these checks.
 TINY = dict(seed=0, num_train=24, num_val=8, size=256, classification=(0, 0), log=lambda _msg: None)
+# The five tiny fine-tuning recipes (configs/transfer/) and the tiny set each reads: PSPNet, the CI
+# representative of the reliability runs, first.
+TINY_RECIPES = {"pspnet_r18b-d8_tiny.py": "cityscapes", "faster-rcnn_r18_fpn_tiny.py": "coco",
+                "mask-rcnn_r18_fpn_tiny.py": "coco", "retinanet_r18_fpn_tiny.py": "coco", "td-hm_res18_tiny.py": "coco"}
+
+
+def recipe_id(name: str) -> str:
+    """A recipe's short test id: ``pspnet``, ``faster-rcnn``, ``mask-rcnn``, ``retinanet``, ``td-hm``."""
+    return name.split("_")[0]
 
 
 def tool(name: str, *args: str | Path, preexec_fn=None, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:

@@ -29,10 +29,12 @@ from helpers.transfer_runs import (
     ROOT,
     TIMEOUT_S,
     TINY,
+    TINY_RECIPES,
     assert_one_error_line,
     free_port,
     kill_tree,
     pipeline_config,
+    recipe_id,
     snapshot,
     temporaries,
     tool,
@@ -271,14 +273,16 @@ def assert_same_training_state(a: dict, b: dict) -> list[str]:
     return [f"weights ({len(a['state_dict'])} tensors)", f"optimizer ({len(sa)} buffers)", "schedulers", "iteration"]
 
 
-# The other tiny recipes as shipped (RPN and RoI samplers, focal loss, keypoint flips): slow, one run each.
-OTHER_RECIPES = {"faster-rcnn_r18_fpn_tiny.py": "coco", "mask-rcnn_r18_fpn_tiny.py": "coco",
-                 "retinanet_r18_fpn_tiny.py": "coco", "td-hm_res18_tiny.py": "coco"}
+# The tiny recipes as shipped, one run each. CI runs PSPNet (dropout, random resize, crop and flip) and
+# Faster R-CNN (the RPN's and RoI head's random samplers); Mask R-CNN (Faster R-CNN's samplers plus a mask
+# head), RetinaNet (no sampler) and SimpleBaseline (keypoint flips, as PSPNet's) add no other random state
+# to what a resume restores: ``extended`` (CI time).
+CI_RECIPES = ("pspnet_r18b-d8_tiny.py", "faster-rcnn_r18_fpn_tiny.py")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", [pytest.param("pspnet_r18b-d8_tiny.py", id="pspnet")] + [
-    pytest.param(name, id=name.split("_")[0], marks=pytest.mark.slow) for name in OTHER_RECIPES])
+@pytest.mark.parametrize("recipe", [pytest.param(name, id=recipe_id(name), marks=() if name in CI_RECIPES
+                                                 else pytest.mark.extended) for name in TINY_RECIPES])
 def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(recipe, published, tiny, tmp_path):
     """Randomness on (dropout, samplers, data augmentation): a SIGKILL after a checkpoint drawn at random,
     then ``--resume``, ends in the uninterrupted run's weights, optimizer state and metrics.json."""
@@ -287,7 +291,7 @@ def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(recipe, pub
     from dar_common.workdir import read_metrics
 
     config = ROOT / "configs" / "transfer" / recipe
-    data = tiny / OTHER_RECIPES.get(recipe, "cityscapes")
+    data = tiny / TINY_RECIPES[recipe]
 
     def train_args(published, tiny, work: Path) -> list:
         return [config, "--backbone", published["published"], "--data-root", data, "--work-dir", work,
@@ -352,8 +356,8 @@ TWO_RANK_OPTIONS = [*RESUME_OPTIONS, "val_cfg=None", "val_dataloader=None", "val
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", [pytest.param("pspnet_r18b-d8_tiny.py", id="pspnet")] + [
-    pytest.param(name, id=name.split("_")[0], marks=pytest.mark.extended) for name in OTHER_RECIPES])
+@pytest.mark.parametrize("recipe", [pytest.param(name, id=recipe_id(name), marks=() if name == SEG.name
+                                                 else pytest.mark.extended) for name in TINY_RECIPES])
 def test_two_rank_finetuning_killed_then_resumed_matches_an_uninterrupted_run(recipe, published, tiny, tmp_path):
     """The 1-rank test above on 2 gloo ranks (``tools/dist_train.sh``): torchrun and both ranks SIGKILLed at
     once after a checkpoint drawn at random, then ``--resume`` on 2 ranks ends in the uninterrupted 2-rank
@@ -362,7 +366,7 @@ def test_two_rank_finetuning_killed_then_resumed_matches_an_uninterrupted_run(re
     import random
 
     config = ROOT / "configs" / "transfer" / recipe
-    data = tiny / OTHER_RECIPES.get(recipe, "cityscapes")
+    data = tiny / TINY_RECIPES[recipe]
     env = {"PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
 
     def train_args(work: Path) -> list:

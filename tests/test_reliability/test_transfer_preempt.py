@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.transfer_runs import ROOT, TIMEOUT_S, TINY, free_port, tool, write_record
+from helpers.transfer_runs import (
+    ROOT,
+    TIMEOUT_S,
+    TINY,
+    TINY_RECIPES,
+    free_port,
+    recipe_id,
+    tool,
+    write_record,
+)
 
 from dar_common.workdir import latest_checkpoint, read_metrics
 
@@ -43,14 +52,12 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
 # PSPNet in CI; the other tiny recipes as shipped (RPN and RoI samplers, focal loss, keypoint flips) extended:
 # what the signal path does is recipe-independent (PreemptionHook), their kill/resume runs are in CI
-RECIPES = [pytest.param(SEG, id="pspnet")] + [
-    pytest.param(ROOT / "configs" / "transfer" / name, id=name.split("_")[0], marks=pytest.mark.extended)
-    for name in ("faster-rcnn_r18_fpn_tiny.py", "mask-rcnn_r18_fpn_tiny.py", "retinanet_r18_fpn_tiny.py",
-                 "td-hm_res18_tiny.py")]
+RECIPES = [pytest.param(ROOT / "configs" / "transfer" / name, id=recipe_id(name),
+                        marks=() if name == SEG.name else pytest.mark.extended) for name in TINY_RECIPES]
 
 
 def args(inputs, work: Path, extra: list[str] = (), config: Path = SEG) -> list[str]:
-    data = inputs["data"] if config == SEG else inputs["data"].parent / "coco"
+    data = inputs["data"].parent / TINY_RECIPES[config.name]
     return [str(config), "--backbone", str(inputs["backbone"]), "--data-root", str(data),
             "--work-dir", str(work), *OPTIONS, *extra]
 

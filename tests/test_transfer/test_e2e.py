@@ -81,22 +81,43 @@ def test_tiny_config_trains_evaluates_and_tests(config, tiny_root, backbones, tm
 # tools on 1 and 2 processes over the same checkpoint, which any number of iterations gives (CI time)
 SHORT = ["train_cfg.max_iters=8", "train_cfg.val_interval=8", "default_hooks.checkpoint.interval=8"]
 
+# tools/train.py's entry point on each rank, then the gloo threads still alive when it has returned
+THREADS_WORKER = """
+import os, sys
+from helpers.gloo_ranks import gloo_threads
+from transfer.mm.cli import train_main
+code = train_main(sys.argv[1:])
+print(f"rank {os.environ['RANK']} exit {code} gloo threads {gloo_threads()}")
+"""
+
 
 @pytest.mark.slow
-def test_resnet18_variant_trains_and_tests_distributed_on_cpu(tiny_root, backbones, tmp_path):
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc")
+def test_resnet18_variant_trains_and_tests_distributed_on_cpu_and_closes_its_process_group(tiny_root, backbones,
+                                                                                            tmp_path):
     """The demo path (a pre-trained timm resnet18 into an `_r18` tiny config), run as 2 processes with
     the pytorch launcher (gloo on CPU); tools/dist_test.sh on 2 processes then gives the same metrics as
     tools/test.py on one. (Not the same as the validation during training: with plain BN, as the tiny
-    configs use on CPU, each rank keeps its own running statistics and the checkpoint holds rank 0's.)"""
+    configs use on CPU, each rank keeps its own running statistics and the checkpoint holds rank 0's.)
+
+    mmengine leaves the process group open after ``runner.train()``; its gloo threads then run into
+    interpreter exit, where one can abort a rank that finished (see
+    ``dar_common.process_group.close_distributed``). The transfer entry point closes the group: no gloo
+    thread is left when ``train_main`` returns (without that, three are listed on each rank)."""
     config = ROOT / "configs" / "transfer" / "pspnet_r18b-d8_tiny.py"
     work, data = tmp_path / "work", tiny_root / "cityscapes"
+    worker = tmp_path / "worker.py"
+    worker.write_text(THREADS_WORKER)
     train = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29631",
-         str(ROOT / "tools" / "train.py"), str(config), "--launcher", "pytorch", "--work-dir", str(work),
+         str(worker), str(config), "--launcher", "pytorch", "--work-dir", str(work),
          "--backbone", str(backbones["resnet18"]), "--data-root", str(data), "--cfg-options", *SHORT],
-        cwd=ROOT, capture_output=True, text=True, timeout=900)
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     assert "into DarResNet(depth=18): 120/120 model keys matched" in train.stdout + train.stderr
+    lines = sorted(line for line in train.stdout.splitlines() if line.startswith("rank "))
+    assert lines == ["rank 0 exit 0 gloo threads []", "rank 1 exit 0 gloo threads []"], train.stdout[-2000:]
     assert "aAcc" in read_metrics(work)["metrics"]
     last = Path((work / "last_checkpoint").read_text().strip())  # iter_8.pth
     single, _ = run_tool("test.py", config, last, "--work-dir", tmp_path / "single",
@@ -110,34 +131,3 @@ def test_resnet18_variant_trains_and_tests_distributed_on_cpu(tiny_root, backbon
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     tested = read_metrics(tmp_path / "test")["metrics"]
     assert tested["aAcc"] > 0 and tested == pytest.approx(read_metrics(tmp_path / "single")["metrics"], abs=1e-4)
-
-
-THREADS_WORKER = """
-import os, sys
-from helpers.gloo_ranks import gloo_threads
-from transfer.mm.cli import train_main
-code = train_main(sys.argv[1:])
-print(f"rank {os.environ['RANK']} exit {code} gloo threads {gloo_threads()}")
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc")
-def test_distributed_fine_tuning_closes_its_process_group(tiny_root, tmp_path):
-    """mmengine leaves the process group open after ``runner.train()``; its gloo threads then run into
-    interpreter exit, where one can abort a rank that finished (see ``dar_common.process_group.close_distributed``).
-    The transfer entry point closes the group: no gloo thread is left when ``train_main`` returns (without
-    that, three are listed on each rank)."""
-    worker = tmp_path / "worker.py"
-    worker.write_text(THREADS_WORKER)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29641", str(worker),
-           str(ROOT / "configs" / "transfer" / "pspnet_r18b-d8_tiny.py"),
-           "--launcher", "pytorch", "--work-dir", str(tmp_path / "work"), "--backbone", "none",
-           "--data-root", str(tiny_root / "cityscapes"), "--cfg-options", "train_cfg.max_iters=2",
-           "train_cfg.val_interval=2"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1",
-                               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
-    assert lines == ["rank 0 exit 0 gloo threads []", "rank 1 exit 0 gloo threads []"], proc.stdout[-2000:]
