@@ -3,6 +3,14 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# Under pytest-xdist each worker (and every process a test starts, which inherits this) gets its share of
+# the cores as intra-op threads: with one worker per core a second thread only competes with the other
+# worker, and OpenMP's waiting threads then spin on a busy core (a tiny Faster R-CNN fine-tuning beside
+# one busy process: 32-35 s with torch's default 2 threads, 24-25 s with 1). Tests that need another
+# count set it themselves; an explicit OMP_NUM_THREADS wins; one process (TEST_JOBS=0) keeps the default.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+if _workers:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 
 def pytest_addoption(parser):

@@ -6,7 +6,9 @@ step, writes ``step_<n>.pth`` and exits 75. Every shipped tiny config is covered
 is picked up by the glob): a chain of two SIGKILLs and one preemption signal, on 2 gloo ranks for the
 methods whose state crosses ranks (the kill and the signal hit one rank, drawn), on one rank for the
 others. CI runs each method's chain once: a method's 1-rank chain, and those of variants whose resumable
-state is their method's, run under ``-m extended`` (see ``EXTENDED_ONLY``).
+state is their method's, run under ``-m extended`` (see ``EXTENDED_ONLY``); methods whose only cross-rank
+state is the shared loss table run their 1-rank chain in CI and their 2-rank one under ``-m extended``
+(see ``LOSS_TABLE_ONLY``).
 More: ``python tests/helpers/harness.py CONFIG --kills 10 --terms 3 [--ranks 2]``.
 """
 from __future__ import annotations

@@ -43,10 +43,11 @@ def test_fine_tuning_from_weights_differs_from_scratch(tiny_root, backbones, tmp
     assert scratch == again  # same seed, same run: bit-identical losses
     assert all(p != s for p, s in zip(pretrained, scratch, strict=True)), (pretrained, scratch)
 
-    for run, expected in (("pretrained", str(backbones["resnet18"])), ("scratch", None)):
-        work = tmp_path / run
-        proc = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), str(CONFIG), str(latest_checkpoint(work)),
-                               "--work-dir", str(work), "--data-root", str(data)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        assert json.loads((work / "metrics.json").read_text())["backbone"] == expected
+    # scratch's test records no backbone (a fine-tuned-from-file checkpoint's test recording its file is
+    # checked in test_e2e.py)
+    work = tmp_path / "scratch"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "test.py"), str(CONFIG), str(latest_checkpoint(work)),
+                           "--work-dir", str(work), "--data-root", str(data)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads((work / "metrics.json").read_text())["backbone"] is None
