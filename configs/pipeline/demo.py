@@ -27,7 +27,8 @@
 #   runs (fine-tunings 1:15-2:10 each on one core, their 4 curve validations included) -- two at a time:
 #   `make demo` 1,997 s (33 min) wall. Before the fine-tuning curves (an earlier session): 730 s, one stage at a
 #   time on both cores 1.56x that. --quick: 1 seed, 6 iterations per fine-tuning (2 curve points), no
-#   scratch. A rerun only rebuilds the report.
+#   scratch, its own smaller tiny data (data/tiny_quick): 26 stages in 4:27 wall on an idle machine (7:03 on
+#   the demo's data, measured side by side on 7 Dec 2026). A rerun only rebuilds the report (~35 s).
 # What the numbers say: README.md quotes the report of a fresh `make demo`.
 report_dir = 'work_dirs/demo'
 launch = dict(jobs=2)  # two stages at once, one core each (--jobs 1: one at a time, on both cores)
