@@ -150,17 +150,17 @@ def test_published_models_match_their_names_index_and_the_transfer_record(demo):
 
 
 def test_rerun_skips_every_finished_stage_and_redoes_only_a_removed_one(demo):
+    """One rerun (two jobs, as the demo config launches) after a finished test lost its marker and
+    metrics.json: only that stage runs again, every other one is skipped untouched, the table is rebuilt."""
     root = demo["root"]
-    markers = {p: p.stat().st_mtime_ns for p in (root / "stages").glob("*.json")}
+    lost = root / "stages" / "test__seg__dar_s0.json"
+    markers = {p: p.stat().st_mtime_ns for p in (root / "stages").glob("*.json") if p != lost}
+    lost.unlink()
+    (root / "transfer" / "seg" / "dar_s0" / "metrics.json").unlink()
     again = run_pipeline(demo["args"])
     assert again.returncode == 0, again.stderr[-3000:]
-    assert " done in " not in again.stderr and again.stderr.count("done earlier, skipped") == len(markers)
+    assert again.stderr.count("done earlier, skipped") == len(markers)
     assert {p: p.stat().st_mtime_ns for p in markers} == markers
-    # lose one finished test: only it runs again, and the table is rebuilt from its new metrics.json
-    (root / "stages" / "test__seg__dar_s0.json").unlink()
-    (root / "transfer" / "seg" / "dar_s0" / "metrics.json").unlink()
-    third = run_pipeline(demo["args"])
-    assert third.returncode == 0, third.stderr[-3000:]
-    redone = [line for line in third.stderr.splitlines() if " done in " in line]
+    redone = [line for line in again.stderr.splitlines() if " done in " in line]
     assert len(redone) == 1 and "test seg <- dar seed 0" in redone[0]
-    assert (root / "transfer" / "seg" / "dar_s0" / "metrics.json").is_file()
+    assert lost.is_file() and (root / "transfer" / "seg" / "dar_s0" / "metrics.json").is_file()

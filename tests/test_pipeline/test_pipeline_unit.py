@@ -73,7 +73,7 @@ def test_two_recipes_of_one_task_run_side_by_side(tmp_path):
     cmd = finetune_command(spec, layout, retina, tmp_path / "b.pth")
     assert cmd.tool_args[1] == "configs/transfer/retinanet_r18_fpn_tiny.py" and "randomness.seed=0" in cmd.tool_args
     assert cmd.digest != finetune_command(spec, layout, Stage("finetune", "dar", 0, "det"), tmp_path / "b.pth").digest
-    assert spec.data_root("retinanet") == spec.data_root("det") == "data/tiny/coco"  # det reads coco
+    assert spec.data_root("retinanet") == spec.data_root("det") == "data/tiny_quick/coco"  # det reads coco (--quick's)
     # a subset names entries; a task that names no entry selects all of that task's entries
     assert [t.name for t in load_spec(DEMO, tasks="det").tasks] == ["det"]
     assert [t.name for t in load_spec(DEMO, tasks="retinanet,seg").tasks] == ["retinanet", "seg"]

@@ -356,13 +356,14 @@ TWO_RANK_OPTIONS = [*RESUME_OPTIONS, "val_cfg=None", "val_dataloader=None", "val
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", [pytest.param(name, id=recipe_id(name), marks=() if name == SEG.name
-                                                 else pytest.mark.extended) for name in TINY_RECIPES])
+@pytest.mark.extended
+@pytest.mark.parametrize("recipe", [pytest.param(name, id=recipe_id(name)) for name in TINY_RECIPES])
 def test_two_rank_finetuning_killed_then_resumed_matches_an_uninterrupted_run(recipe, published, tiny, tmp_path):
     """The 1-rank test above on 2 gloo ranks (``tools/dist_train.sh``): torchrun and both ranks SIGKILLed at
     once after a checkpoint drawn at random, then ``--resume`` on 2 ranks ends in the uninterrupted 2-rank
-    run's state; the checkpoint holds both ranks' generator states. PSPNet in CI, the other recipes
-    ``extended`` (the resume path is the recipe-independent RNGStateHook; their 1-rank runs are in CI)."""
+    run's state; the checkpoint holds both ranks' generator states. ``extended`` (CI time): CI resumes 2
+    ranks after SIGUSR1 (test_transfer_preempt.py, PSPNet: the same --resume with both ranks' generator
+    states) and after a SIGKILL on one rank (the PSPNet and Faster R-CNN runs above)."""
     import random
 
     config = ROOT / "configs" / "transfer" / recipe
