@@ -54,7 +54,12 @@ def _interval(marker: dict) -> tuple[float, float]:
     return end - marker["wall_s"], end
 
 
+# CI time: ``extended``. What it shows is in CI twice over: the failure test below starts the same scratch
+# fine-tuning beside the same pre-training (its log ends before the pre-training does) and keeps the
+# backbone's fine-tuning from starting before its publish stage; the demo test runs the whole quick demo
+# with two jobs (every fine-tuning after its backbone's publish, both rows in every table) and resumes it.
 @pytest.mark.slow
+@pytest.mark.extended
 def test_two_jobs_run_a_scratch_fine_tuning_beside_the_pre_training(tmp_path):
     """uniform seed 0 on the seg entry with scratch, ``--jobs 2``: the scratch fine-tuning reads no
     pre-training, so it starts at once in the second slot; uniform's waits for its published backbone."""

@@ -3,7 +3,7 @@ data generation, pre-training of all four methods, publishing, fine-tuning and t
 tables, plots, report -- with the fewest iterations), then the collected tables checked against the runs'
 own outputs, the published files against their names and index, and resuming against redoing.
 
-Runs once per session (~10 min on a 2-core CPU); everything else here reads what it wrote.
+Runs once per session, on one xdist worker (~5 min on a 2-core CPU); everything else here reads what it wrote.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = [sys.executable, str(ROOT / "tools" / "pipeline.py"), str(ROOT / "configs" / "pipeline" / "demo.py"),
             "--quick"]
 pytestmark = pytest.mark.slow
+LOST_MARKER = "test__seg__dar_s0.json"  # the stage the rerun finds undone
+LOST_METRICS = Path("transfer") / "seg" / "dar_s0" / "metrics.json"
 
 
 def run_pipeline(args: list[str]) -> subprocess.CompletedProcess:
@@ -32,16 +36,44 @@ def run_pipeline(args: list[str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory) -> dict:
-    """The quick demo, run once into a temporary report folder (tiny data generated there too)."""
-    tmp = tmp_path_factory.mktemp("demo")
+def demo(tmp_path_factory, worker_id) -> dict:
+    """The quick demo, run once per test session into a temporary report folder (tiny data generated there
+    too), then rerun once after losing one finished stage. Under pytest-xdist each worker has its own
+    session, so both runs live in the folder the workers share, behind a file lock (the pytest-xdist docs'
+    recipe for a session-wide fixture): the first worker to need them runs them, the others wait and read
+    the saved record. Nothing writes to the folder afterwards, so tests on both workers read one state."""
+    base = tmp_path_factory.getbasetemp()
+    tmp = (base.parent if worker_id != "master" else base) / "demo"
+    record = tmp / "record.json"
+    with FileLock(str(tmp) + ".lock"):
+        if not record.is_file():  # a failed run leaves no record: the next worker runs it again
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            write_record(tmp, record)
+    return {"root": tmp / "report", **json.loads(record.read_text())}
+
+
+def write_record(tmp: Path, record: Path) -> None:
     tiny = tmp / "tiny"
     args = ["--report-dir", str(tmp / "report"), "--cfg-options", f"tiny_data.root={tiny}",
             f"data_roots.coco={tiny / 'coco'}", f"data_roots.cityscapes={tiny / 'cityscapes'}",
             f"data_roots.shapes={tiny / 'shapes'}"]
     first = run_pipeline(args)
     assert first.returncode == 0, first.stderr[-5000:]
-    return {"root": tmp / "report", "args": args, "first": first}
+    # the rerun: a finished test lost its marker (killed between its metrics.json and its marker; see the
+    # last test); the redone test rewrites metrics.json, keeping the fine-tuning's curve in it
+    root = tmp / "report"
+    lost = root / "stages" / LOST_MARKER
+    markers = {p.name: p.stat().st_mtime_ns for p in (root / "stages").glob("*.json") if p != lost}
+    lost.unlink()
+    metrics_mtime = (root / LOST_METRICS).stat().st_mtime_ns
+    again = run_pipeline(args)
+    after = {name: (root / "stages" / name).stat().st_mtime_ns for name in markers}
+    record.write_text(json.dumps({
+        "first_stdout": first.stdout,
+        "rerun": {"returncode": again.returncode, "stderr": again.stderr, "markers_before": markers,
+                  "markers_after": after, "marker_restored": lost.is_file(),
+                  "metrics_rewritten": (root / LOST_METRICS).stat().st_mtime_ns != metrics_mtime}}))
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -59,7 +91,7 @@ def test_report_folder_has_every_table_and_plot(demo):
     for img in images:
         assert (root / img).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # what the command prints is the report's tables
-    assert "| uniform | resnet18 | 100% |" in demo["first"].stdout
+    assert "| uniform | resnet18 | 100% |" in demo["first_stdout"]
     assert {p.name for p in (root / "tables").iterdir()} == {f"{t}.{e}" for t in ("cls", "det", "pose", "seg")
                                                              for e in ("md", "csv")} | {"rethinking.md"}
 
@@ -150,17 +182,15 @@ def test_published_models_match_their_names_index_and_the_transfer_record(demo):
 
 
 def test_rerun_skips_every_finished_stage_and_redoes_only_a_removed_one(demo):
-    """One rerun (two jobs, as the demo config launches) after a finished test lost its marker and
-    metrics.json: only that stage runs again, every other one is skipped untouched, the table is rebuilt."""
-    root = demo["root"]
-    lost = root / "stages" / "test__seg__dar_s0.json"
-    markers = {p: p.stat().st_mtime_ns for p in (root / "stages").glob("*.json") if p != lost}
-    lost.unlink()
-    (root / "transfer" / "seg" / "dar_s0" / "metrics.json").unlink()
-    again = run_pipeline(demo["args"])
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("done earlier, skipped") == len(markers)
-    assert {p: p.stat().st_mtime_ns for p in markers} == markers
-    redone = [line for line in again.stderr.splitlines() if " done in " in line]
+    """One rerun (two jobs, as the demo config launches; run by the fixture) after a finished test lost its
+    marker: only that stage runs again (rewriting its metrics.json, whose fine-tuning curve
+    test_fine_tuning_curves_in_every_run_and_the_report checks), every other one is skipped untouched."""
+    again = demo["rerun"]
+    assert again["returncode"] == 0, again["stderr"][-3000:]
+    markers = again["markers_before"]
+    assert LOST_MARKER not in markers and len(markers) > 1
+    assert again["stderr"].count("done earlier, skipped") == len(markers)
+    assert again["markers_after"] == markers
+    redone = [line for line in again["stderr"].splitlines() if " done in " in line]
     assert len(redone) == 1 and "test seg <- dar seed 0" in redone[0]
-    assert lost.is_file() and (root / "transfer" / "seg" / "dar_s0" / "metrics.json").is_file()
+    assert again["marker_restored"] and again["metrics_rewritten"]
