@@ -12,7 +12,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from helpers.transfer_runs import ROOT, records_path
+from helpers.harness import records_path
+from helpers.transfer_runs import ROOT
 
 
 def newest(records: list[dict], kind: str, key) -> list[dict]:

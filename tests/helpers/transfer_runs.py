@@ -3,14 +3,14 @@ configs written for a test, file snapshots, and the records ``docs/reliability.m
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from helpers import harness
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
@@ -93,16 +93,9 @@ def pipeline_config(path: Path, report_dir: Path, tiny: Path, seg: bool) -> Path
     return path
 
 
-def records_path() -> Path:
-    return Path(os.environ.get("DAR_RELIABILITY_RECORDS", ROOT / "work_dirs" / "reliability" / "records.jsonl"))
-
-
 def write_record(kind: str, **fields) -> None:
-    """Append one JSON line for ``docs/reliability.md`` (same file as the pre-training harness's records)."""
-    path = records_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps({"kind": kind, **fields, "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    """Append one JSON line for ``docs/reliability.md`` (the pre-training harness's record file and writer)."""
+    harness.write_record(kind, fields)
 
 
 def free_port() -> str:
