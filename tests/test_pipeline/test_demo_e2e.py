@@ -3,7 +3,7 @@ data generation, pre-training of all four methods, publishing, fine-tuning and t
 tables, plots, report -- with the fewest iterations), then the collected tables checked against the runs'
 own outputs, the published files against their names and index, and resuming against redoing.
 
-Runs once per session, on one xdist worker (~5 min on a 2-core CPU); everything else here reads what it wrote.
+Runs once per session, on one xdist worker (~6 min on a 2-core CPU); everything else here reads what it wrote.
 """
 from __future__ import annotations
 
