@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from filelock import FileLock
+from helpers.session_once import run_once, shared_root
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = [sys.executable, str(ROOT / "tools" / "pipeline.py"), str(ROOT / "configs" / "pipeline" / "demo.py"),
@@ -38,22 +37,14 @@ def run_pipeline(args: list[str]) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, worker_id) -> dict:
     """The quick demo, run once per test session into a temporary report folder (tiny data generated there
-    too), then rerun once after losing one finished stage. Under pytest-xdist each worker has its own
-    session, so both runs live in the folder the workers share, behind a file lock (the pytest-xdist docs'
-    recipe for a session-wide fixture): the first worker to need them runs them, the others wait and read
-    the saved record. Nothing writes to the folder afterwards, so tests on both workers read one state."""
-    base = tmp_path_factory.getbasetemp()
-    tmp = (base.parent if worker_id != "master" else base) / "demo"
-    record = tmp / "record.json"
-    with FileLock(str(tmp) + ".lock"):
-        if not record.is_file():  # a failed run leaves no record: the next worker runs it again
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            write_record(tmp, record)
-    return {"root": tmp / "report", **json.loads(record.read_text())}
+    too), then rerun once after losing one finished stage; once for all xdist workers
+    (``helpers.session_once``): tests on both workers read the saved record and one folder, which nothing
+    writes to afterwards."""
+    tmp = shared_root(tmp_path_factory, worker_id) / "demo"
+    return {"root": tmp / "report", **run_once(tmp, run_twice)}
 
 
-def write_record(tmp: Path, record: Path) -> None:
+def run_twice(tmp: Path) -> dict:
     tiny = tmp / "tiny"
     args = ["--report-dir", str(tmp / "report"), "--cfg-options", f"tiny_data.root={tiny}",
             f"data_roots.coco={tiny / 'coco'}", f"data_roots.cityscapes={tiny / 'cityscapes'}",
@@ -69,11 +60,10 @@ def write_record(tmp: Path, record: Path) -> None:
     metrics_mtime = (root / LOST_METRICS).stat().st_mtime_ns
     again = run_pipeline(args)
     after = {name: (root / "stages" / name).stat().st_mtime_ns for name in markers}
-    record.write_text(json.dumps({
-        "first_stdout": first.stdout,
-        "rerun": {"returncode": again.returncode, "stderr": again.stderr, "markers_before": markers,
-                  "markers_after": after, "marker_restored": lost.is_file(),
-                  "metrics_rewritten": (root / LOST_METRICS).stat().st_mtime_ns != metrics_mtime}}))
+    return {"first_stdout": first.stdout,
+            "rerun": {"returncode": again.returncode, "stderr": again.stderr, "markers_before": markers,
+                      "markers_after": after, "marker_restored": lost.is_file(),
+                      "metrics_rewritten": (root / LOST_METRICS).stat().st_mtime_ns != metrics_mtime}}
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -17,15 +17,16 @@ import zlib
 from pathlib import Path
 
 import pytest
-from helpers.harness import ROOT, kill_and_resume
+from helpers.harness import ROOT, TINY_OPTIONS, kill_and_resume
 from mmengine.config import Config
 
 from pretrain.methods import method_class
 
 CONFIGS = sorted((ROOT / "configs" / "pretrain").glob("tiny_digits_*.py"))
-OPTIONS = ["data.batch_size=128"]  # 11 steps an epoch: 6 epochs in seconds, every seam still passed
-TWO_RANK_OPTIONS = ["data.batch_size=64"]  # the same global batch on 2 ranks
-EXTRA = {"tiny_digits_online": ["method.pool_size=256"]}  # the pool must hold a batch
+OPTIONS = TINY_OPTIONS  # 11 steps an epoch at 16 px (helpers.harness says why)
+TWO_RANK_OPTIONS = ["data.batch_size=64", "data.img_size=16"]  # the same global batch on 2 ranks
+# online: the pool must hold a batch, and it scores at half the training resolution as its config does at 32 px
+EXTRA = {"tiny_digits_online": ["method.pool_size=256", "method.score_resolution=8"]}
 # SIGKILLs per chain (CI time: each is a run of the tiny config, up to its seam, ~15 s on one rank and
 # ~25 s on two). One SIGKILL and one caught signal per chain. With today's configs and seeds the ten CI
 # chains' SIGKILLs land on every kind of seam (7 Dec 2026: pointer 3, checkpoint 3, end-of-epoch rule 2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from helpers.harness import ROOT, compare_work_dirs, run_to_end
+from helpers.harness import ROOT, TINY_OPTIONS, compare_work_dirs, run_to_end
 from helpers.render_doc import render
 
 from pretrain.cli import train_main
@@ -35,7 +35,7 @@ def test_bad_settings_are_one_line_before_any_work(option, message, tmp_path, ca
 def test_time_based_checkpoints_keep_the_newest_and_resume_exactly(references, tmp_path):
     """checkpoint_minutes=1e-4 (6 ms): a step_<n>.pth after every step, each replacing the one before; the
     run trains exactly what the uninterrupted run trains, and a resume from the newest step checkpoint too."""
-    opts = ["data.batch_size=128"]
+    opts = TINY_OPTIONS  # the uniform interruption chain's options: its reference run is reused
     reference = references.get(UNIFORM, opts)
     work = tmp_path / "timed"
     run_to_end(UNIFORM, work, [*opts, "runtime.checkpoint_minutes=0.0001"], 1, False, tmp_path / "l1")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.harness import ROOT, TRAIN, _env, write_record
+from helpers.harness import ROOT, TINY_OPTIONS, TRAIN, _env, write_record
 
 CONFIG = ROOT / "configs" / "pretrain" / "tiny_digits_dar.py"
 UNIFORM = ROOT / "configs" / "pretrain" / "tiny_digits_uniform.py"
-OPTIONS = ["data.batch_size=128"]  # the interruption tests' options: their reference run is reused
+OPTIONS = TINY_OPTIONS  # the interruption tests' options: their reference run is reused
 FSIZE = ROOT / "tests" / "helpers" / "fsize.py"
 
 
