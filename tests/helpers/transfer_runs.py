@@ -38,6 +38,33 @@ def tool(name: str, *args: str | Path, preexec_fn=None, timeout: float = TIMEOUT
                           cwd=ROOT, env=env, preexec_fn=preexec_fn, timeout=timeout)
 
 
+def tool_in_process(name: str, *args: str | Path) -> subprocess.CompletedProcess:
+    """``tools/<name>``'s ``main(ARGS)`` in this process, output captured, as :func:`tool` returns it: for a
+    refusal checked before any training, which a subprocess reaches only after ~10 s of importing torch and
+    the toolboxes. Each tool's process-level path (exit status, one line, no traceback) keeps its own
+    subprocess test (``test_cli_values.py::test_the_real_tool_prints_one_line`` for ``tools/train.py``)."""
+    import contextlib
+    import importlib.util
+    import inspect
+    import io
+
+    spec = importlib.util.spec_from_file_location(f"tools_{Path(name).stem}", TOOLS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = [str(a) for a in args]
+    # what each tool's ``__main__`` block does: main(argv) (train.py, test.py) or main(its parser's parse)
+    takes_argv = next(iter(inspect.signature(module.main).parameters)) == "argv"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = module.main(argv) if takes_argv else module.main(module.get_args_parser().parse_args(argv))
+        except SystemExit as stop:  # as the interpreter would end: a message goes to stderr with status 1
+            code = stop.code if isinstance(stop.code, int) else 1
+            if stop.code is not None and not isinstance(stop.code, int):
+                print(stop.code, file=sys.stderr)
+    return subprocess.CompletedProcess([name, *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 def tool_failing_at(limit: int, pattern: str, name: str, *args: str | Path) -> subprocess.CompletedProcess:
     """``tools/<name> ARGS`` under ``fsize.py``: a ``limit``-byte file-size limit from the moment it opens a
     file matching ``pattern`` for writing."""

@@ -1,5 +1,7 @@
-"""Transfer side of issue 13: bad inputs and real write failures, each through a real subprocess of the tool a
-user runs, checked by its exit code, its one ``error:`` line and the files it leaves.
+"""Transfer side of issue 13: bad inputs and real write failures, each through the tool a user runs, checked by
+its exit code, its one ``error:`` line and the files it leaves: a real subprocess of it, except refusals
+made before any training that another test already checks at the process level (``tool_in_process``:
+the tool's ``main`` in this process, ~10 s of imports less each).
 
 Bad inputs: ``tools/test.py`` given backbone-only weights (a published file, a ``backbone.pth``) instead of
 a fine-tuned checkpoint; ``tools/pipeline.py`` given a report folder that cannot be created (``/proc/x``).
@@ -39,6 +41,7 @@ from helpers.transfer_runs import (
     temporaries,
     tool,
     tool_failing_at,
+    tool_in_process,
     write_record,
 )
 
@@ -72,7 +75,7 @@ def published(tmp_path_factory) -> dict[str, Path]:
     """A ResNet-18 backbone.pth and its published file (tools/publish_model.py)."""
     folder = tmp_path_factory.mktemp("published")
     raw = backbone_file(folder / "backbone.pth")
-    proc = tool("publish_model.py", raw, folder / "pub" / "resnet18_uniform")
+    proc = tool_in_process("publish_model.py", raw, folder / "pub" / "resnet18_uniform")  # its subprocess: below
     assert proc.returncode == 0, proc.stderr[-3000:]
     (pub,) = (folder / "pub").glob("resnet18_uniform-*.pth")
     return {"backbone.pth": raw, "published": pub}
@@ -94,7 +97,8 @@ def finetuned(tmp_path_factory, tiny, published) -> Path:
 def test_test_py_refuses_backbone_only_weights(kind, published, tiny, tmp_path):
     path = published[kind]
     n_keys = len(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
-    proc = tool("test.py", SEG, path, "--data-root", tiny / "cityscapes", "--work-dir", tmp_path / "work")
+    run = tool if kind == "published" else tool_in_process  # the process-level path once (CI time)
+    proc = run("test.py", SEG, path, "--data-root", tiny / "cityscapes", "--work-dir", tmp_path / "work")
     what = "a backbone-only published file" if kind == "published" else "a backbone-only weights file"
     line = assert_one_error_line(proc, str(path), what, f"of its {n_keys} keys",
                                  "tools/test.py needs a fine-tuned checkpoint",
@@ -336,7 +340,7 @@ def test_a_bad_resume_checkpoint_is_one_line(kind, published, tiny, tmp_path):
         bad.write_bytes(bad.read_bytes()[:1000])
     else:
         torch.save([1, 2, 3], bad)
-    proc = tool("train.py", *train_args(published, tiny, tmp_path / "work"), "--resume", bad)
+    proc = tool_in_process("train.py", *train_args(published, tiny, tmp_path / "work"), "--resume", bad)
     line = assert_one_error_line(proc, "cannot resume", str(bad))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     write_record("bad_input", tool="tools/train.py (transfer)", input=f"--resume with a {kind} checkpoint",
