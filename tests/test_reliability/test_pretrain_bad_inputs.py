@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.harness import ROOT, TINY_OPTIONS, TRAIN, _env, write_record
+from helpers.transfer_runs import tool_in_process
 
 CONFIG = ROOT / "configs" / "pretrain" / "tiny_digits_dar.py"
 UNIFORM = ROOT / "configs" / "pretrain" / "tiny_digits_uniform.py"
@@ -37,6 +38,13 @@ def train(work_dir: Path, *args: str, options: list[str] = OPTIONS, prefix: list
         cmd = [sys.executable, *(prefix or []), str(TRAIN), *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=_env(work_dir.parent / "marks.txt"),
                           timeout=timeout)
+
+
+def refused(work_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """:func:`train` for a refusal before training, in this process (``tools/train.py``'s ``main``): ~10 s of
+    imports less; the process-level path is ``tests/test_pretrain/test_cli.py``'s
+    ``test_tools_train_exits_nonzero_with_one_line``."""
+    return tool_in_process("train.py", CONFIG, "--work-dir", work_dir, "--cfg-options", *OPTIONS, *args)
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -71,14 +79,14 @@ def _bad_input(what: str, proc: subprocess.CompletedProcess, line: str) -> None:
 def test_a_truncated_resume_checkpoint_is_one_line(step_checkpoint, tmp_path):
     bad = tmp_path / "step_2.pth"
     bad.write_bytes(step_checkpoint.read_bytes()[: step_checkpoint.stat().st_size // 2])
-    proc = train(tmp_path / "run", "--resume", str(bad))
+    proc = refused(tmp_path / "run", "--resume", str(bad))
     _bad_input("`--resume` a checkpoint cut in half", proc, one_line(proc, 2, "cannot read resume checkpoint", str(bad)))
     # the same file found through last_checkpoint (auto resume)
     work = tmp_path / "auto"
     work.mkdir()
     shutil.copy(bad, work / "step_2.pth")
     (work / "last_checkpoint").write_text(str(work / "step_2.pth"))
-    proc = train(work, "--resume")
+    proc = refused(work, "--resume")
     _bad_input("`--resume` (auto) when last_checkpoint names a truncated file", proc,
                one_line(proc, 2, "cannot read resume checkpoint"))
     assert not (work / "log.jsonl").exists()  # nothing started
@@ -97,13 +105,14 @@ def test_a_foreign_resume_checkpoint_is_one_line(kind, step_checkpoint, tmp_path
     else:
         bad.write_text("not a checkpoint\n")
         needle = "cannot read resume checkpoint"
-    proc = train(tmp_path / "run", "--resume", str(bad))
+    proc = refused(tmp_path / "run", "--resume", str(bad))
     _bad_input(f"`--resume` a {kind.replace('_', ' ')} file", proc, one_line(proc, 2, needle, str(bad)))
 
 
 @pytest.mark.slow
 def test_a_checkpoint_of_another_world_size_is_one_line(step_checkpoint, tmp_path):
-    proc = train(tmp_path / "run", "--resume", str(step_checkpoint), options=["data.batch_size=64"], ranks=2)
+    proc = train(tmp_path / "run", "--resume", str(step_checkpoint), options=["data.batch_size=64", "data.img_size=16"],
+                 ranks=2)
     errors = error_lines(proc)
     assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-3000:]
     assert "world size: 1 vs 2" in errors[0] and "data.batch_size: 128 vs 64" in errors[0]
