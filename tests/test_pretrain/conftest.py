@@ -1,10 +1,12 @@
-"""Shared fixture of the pre-training tests: tiny real runs on scikit-learn's digits, each run once."""
+"""Shared fixture of the pre-training tests: tiny real runs on scikit-learn's digits, each run once per session
+(for all xdist workers: ``helpers.session_once``; the tests only read the finished runs)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+from helpers.session_once import run_once, shared_root
 
 from pretrain.cli import train_main
 
@@ -16,9 +18,8 @@ class TinyRuns:
 
     configs = ROOT / "configs" / "pretrain"
 
-    def __init__(self, tmp_path_factory):
-        self._factory = tmp_path_factory
-        self._done: dict[str, Path] = {}
+    def __init__(self, tmp_path_factory, worker_id: str):
+        self._root = shared_root(tmp_path_factory, worker_id) / "tiny_runs"
 
     def run(self, method: str, work_dir: Path, *options: str, resume: bool = False) -> int:
         argv = [str(self.configs / f"tiny_digits_{method}.py"), "--work-dir", str(work_dir)]
@@ -29,12 +30,13 @@ class TinyRuns:
         return train_main(argv)
 
     def finished(self, method: str) -> Path:
-        """Work dir of an uninterrupted run of ``method`` (run on first use)."""
-        if method not in self._done:
-            work_dir = self._factory.mktemp(f"tiny_{method}")
-            assert self.run(method, work_dir) == 0
-            self._done[method] = work_dir
-        return self._done[method]
+        """Work dir of an uninterrupted run of ``method`` (run on first use in the session)."""
+        def make(folder: Path) -> dict:
+            assert self.run(method, folder / "run") == 0
+            return {}
+
+        run_once(self._root / method, make)
+        return self._root / method / "run"
 
     @staticmethod
     def log(work_dir: Path) -> list[dict]:
@@ -43,5 +45,5 @@ class TinyRuns:
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory) -> TinyRuns:
-    return TinyRuns(tmp_path_factory)
+def tiny(tmp_path_factory, worker_id) -> TinyRuns:
+    return TinyRuns(tmp_path_factory, worker_id)
