@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny datasets (generated once per session by transfer.tinydata) and randomly
+"""Shared fixtures: the tiny datasets (generated once per session by transfer.tinydata, for all xdist workers:
+``helpers.session_once``; tests only read them) and randomly
 initialised timm ResNets saved in timm key naming, standing in for pre-training's backbone.pth."""
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from helpers.session_once import run_once, shared_root
 
 
 @pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory) -> Path:
+def tiny_root(tmp_path_factory, worker_id) -> Path:
     from transfer.tinydata import generate
 
-    root = tmp_path_factory.mktemp("tiny") / "data"
-    generate(root, seed=0, log=lambda _msg: None)
-    return root
+    def make(folder: Path) -> dict:
+        generate(folder / "data", seed=0, log=lambda _msg: None)
+        return {}
+
+    folder = shared_root(tmp_path_factory, worker_id) / "tiny_transfer"
+    run_once(folder, make)
+    return folder / "data"
 
 
 def save_backbone(path: Path, arch: str, seed: int = 0) -> Path:
