@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.transfer_runs import tool_in_process
 from torch import nn
 
 from pretrain.bn_recalibrate import BNRecalibrate, recalibrate_bn
@@ -124,8 +125,7 @@ def test_publish_model_recalibrate_bn_records_it_in_the_meta(tiny, tmp_path):
             assert torch.equal(saved["state_dict"][key], original[key])
     assert any(not torch.equal(saved["state_dict"][k], original[k]) for k in original if k.endswith("running_mean"))
 
-    proc = subprocess.run(argv[:-4] + ["--recalibrate-bn", "1"], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=300)
+    proc = tool_in_process("publish_model.py", *argv[2:-4], "--recalibrate-bn", "1")  # a refusal: in this process
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: --recalibrate-bn.samples must be")
 
 
