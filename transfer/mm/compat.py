@@ -136,7 +136,6 @@ def fix_mmengine_metafile_rereads() -> bool:
     return True
 
 
-
 def fix_mmengine_config_reformats() -> bool:
     """mmengine formats a config's text (``Config.pretty_text``) with yapf every time it is asked for it: five
     times a fine-tuning run (the log, ``config.py``, the visualizer's copy, the message hub, the first
