@@ -7,6 +7,7 @@ import collections
 from pathlib import Path
 
 import pytest
+from helpers.counted_calls import count_calls
 from mmengine.config import Config
 from mmengine.config import utils as config_utils
 from mmengine.fileio import load as mmengine_load
@@ -22,14 +23,7 @@ CONFIGS = [ROOT / "configs" / "transfer" / name for name in ("faster-rcnn_r18_fp
 def counted(monkeypatch) -> collections.Counter:
     """mmengine's own ``load`` in ``mmengine.config.utils``, counting the files it parses, with the fix
     applied over it afresh."""
-    parsed: collections.Counter = collections.Counter()
-
-    def counting_load(file, *args, **kwargs):
-        parsed[file] += 1
-        return mmengine_load(file, *args, **kwargs)
-
-    monkeypatch.setattr(config_utils, "load", counting_load)
-    return parsed
+    return count_calls(monkeypatch, config_utils, "load", mmengine_load)
 
 
 def test_the_fix_is_applied_when_transfer_is_imported():

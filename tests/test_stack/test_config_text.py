@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 
 import pytest
+from helpers.counted_calls import count_calls
 from mmengine.config import Config
 from mmengine.config import config as mm_config
 from yapf.yapflib.yapf_api import FormatCode
@@ -23,14 +24,7 @@ TINY = sorted(p for p in (ROOT / "configs" / "transfer").glob("*_tiny.py") if "1
 def counted(monkeypatch) -> collections.Counter:
     """yapf's own ``FormatCode`` in ``mmengine.config.config``, counting the texts it formats, with the fix
     applied over it afresh."""
-    formatted: collections.Counter = collections.Counter()
-
-    def counting_format(text, *args, **kwargs):
-        formatted[text] += 1
-        return FormatCode(text, *args, **kwargs)
-
-    monkeypatch.setattr(mm_config, "FormatCode", counting_format)
-    return formatted
+    return count_calls(monkeypatch, mm_config, "FormatCode", FormatCode)
 
 
 def test_the_fix_is_applied_when_transfer_is_imported():
